@@ -1,0 +1,183 @@
+"""Pillar 4, accountability: commitments kept or missed, feedback, corrections, wins."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from domain.errors import (
+    CommitmentAlreadyResolved,
+    CommitmentNotFound,
+    CommitmentNotYetDue,
+    GoalNotFound,
+)
+from domain.event import EngagementEvent
+from domain.state import CommitmentRecord, EngagementState
+from domain.values import CommitmentStatus, FeedbackDirection, a_date, enum_value, text
+
+
+class CommitmentMade(EngagementEvent):
+    TOPIC = "coachlog.CommitmentMade"
+    commitment_id: str
+    title: str
+    due_date: date
+    goal_id: str | None
+
+    def fold(self, state: EngagementState) -> None:
+        state.commitments[self.commitment_id] = CommitmentRecord(
+            title=self.title, due_date=self.due_date, made_at=self.occurred_at, goal_id=self.goal_id
+        )
+
+
+class CommitmentKept(EngagementEvent):
+    TOPIC = "coachlog.CommitmentKept"
+    commitment_id: str
+
+    def fold(self, state: EngagementState) -> None:
+        record = state.commitments[self.commitment_id]
+        record.status = CommitmentStatus.KEPT.value
+        record.resolved_at = self.occurred_at
+
+
+class CommitmentMissed(EngagementEvent):
+    TOPIC = "coachlog.CommitmentMissed"
+    commitment_id: str
+
+    def fold(self, state: EngagementState) -> None:
+        record = state.commitments[self.commitment_id]
+        record.status = CommitmentStatus.MISSED.value
+        record.resolved_at = self.occurred_at
+
+
+class CommitmentRenegotiated(EngagementEvent):
+    TOPIC = "coachlog.CommitmentRenegotiated"
+    commitment_id: str
+    new_due_date: date
+    reason: str
+
+    def fold(self, state: EngagementState) -> None:
+        record = state.commitments[self.commitment_id]
+        record.due_date = self.new_due_date
+        record.renegotiations += 1
+
+
+class FeedbackGiven(EngagementEvent):
+    TOPIC = "coachlog.FeedbackGiven"
+    direction: str
+    feedback: str
+
+    def fold(self, state: EngagementState) -> None:
+        state.feedback_count += 1
+
+
+class CourseCorrected(EngagementEvent):
+    TOPIC = "coachlog.CourseCorrected"
+    goal_id: str | None
+    correction: str
+
+    def fold(self, state: EngagementState) -> None:
+        state.course_corrections += 1
+
+
+class WinCelebrated(EngagementEvent):
+    TOPIC = "coachlog.WinCelebrated"
+    goal_id: str | None
+    win: str
+
+    def fold(self, state: EngagementState) -> None:
+        state.wins += 1
+
+
+class AccountabilityCommands(EngagementState):
+    """Commands of the accountability pillar."""
+
+    def _open_commitment(self, commitment_id: str) -> CommitmentRecord:
+        try:
+            record = self.commitments[str(commitment_id)]
+        except KeyError:
+            raise CommitmentNotFound(f"no commitment {commitment_id} in this engagement") from None
+        if record.status != CommitmentStatus.OPEN:
+            raise CommitmentAlreadyResolved(
+                f"commitment {commitment_id} was already resolved ({record.status})"
+            )
+        self._require_after(record.made_at, "the commitment was made")
+        return record
+
+    def _known_goal(self, goal_id: str | None) -> str | None:
+        if goal_id is None:
+            return None
+        if str(goal_id) not in self.goals:
+            raise GoalNotFound(f"no goal {goal_id} to tie this to")
+        return str(goal_id)
+
+    def make_commitment(
+        self,
+        title: str,
+        due_date: date,
+        goal_id: str | None = None,
+        commitment_id: str | None = None,
+    ) -> str:
+        """Record a commitment the client made, due on a date; return its id."""
+        self._require_open_for_work("make a commitment")
+        ident = self._new_id("commitment", commitment_id, self.commitments)
+        self._record(
+            CommitmentMade,
+            commitment_id=ident,
+            title=text("title", title, max_length=500),
+            due_date=a_date("due_date", due_date),
+            goal_id=self._known_goal(goal_id),
+        )
+        return ident
+
+    def keep_commitment(self, commitment_id: str) -> None:
+        """Record that an open commitment was kept."""
+        self._require_open_for_work("resolve a commitment")
+        self._open_commitment(commitment_id)
+        self._record(CommitmentKept, commitment_id=str(commitment_id))
+
+    def miss_commitment(self, commitment_id: str) -> None:
+        """Record that an open commitment was missed; only possible after its due date."""
+        self._require_open_for_work("resolve a commitment")
+        record = self._open_commitment(commitment_id)
+        today = self._occurred_at().date()
+        if today <= record.due_date:
+            raise CommitmentNotYetDue(
+                f"commitment {commitment_id} is due {record.due_date.isoformat()}: it can be "
+                f"missed only after that day (this is {today.isoformat()})"
+            )
+        self._record(CommitmentMissed, commitment_id=str(commitment_id))
+
+    def renegotiate_commitment(self, commitment_id: str, new_due_date: date, reason: str) -> None:
+        """Move an open commitment's due date, saying why."""
+        self._require_open_for_work("renegotiate a commitment")
+        self._open_commitment(commitment_id)
+        self._record(
+            CommitmentRenegotiated,
+            commitment_id=str(commitment_id),
+            new_due_date=a_date("new_due_date", new_due_date),
+            reason=text("reason", reason, max_length=2000),
+        )
+
+    def give_feedback(self, direction: str, feedback: str) -> None:
+        """Record feedback between coach and client."""
+        self._require_open_for_work("give feedback")
+        self._record(
+            FeedbackGiven,
+            direction=enum_value(FeedbackDirection, "direction", direction).value,
+            feedback=text("feedback", feedback, max_length=10_000),
+        )
+
+    def correct_course(self, correction: str, goal_id: str | None = None) -> None:
+        """Record a change of approach, optionally for one goal."""
+        self._require_open_for_work("correct course")
+        self._record(
+            CourseCorrected,
+            goal_id=self._known_goal(goal_id),
+            correction=text("correction", correction, max_length=5000),
+        )
+
+    def celebrate_win(self, win: str, goal_id: str | None = None) -> None:
+        """Record a win worth celebrating, optionally for one goal."""
+        self._require_open_for_work("celebrate a win")
+        self._record(
+            WinCelebrated, goal_id=self._known_goal(goal_id), win=text("win", win, max_length=5000)
+        )

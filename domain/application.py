@@ -1,0 +1,229 @@
+"""The application service: open, command and read engagements; list their history.
+
+Every use case is ``get → call → save`` inside a command context; library exceptions
+are translated to named domain errors at this boundary. Reads are scoped to the
+caller's firm: another firm's engagement is "not found", never a hint that it exists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, ClassVar
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import IntegrityError, JSONTranscoder
+
+from domain.commands import Command, OpenEngagement
+from domain.context import CommandContext, acting
+from domain.engagement import Engagement
+from domain.errors import (
+    ConcurrencyConflict,
+    EngagementAlreadyExists,
+    EngagementNotFound,
+    StaleVersion,
+)
+from domain.event import EngagementEvent
+from domain.transcoding import register_domain_transcodings
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """What a command produced: the engagement, its new version, and any new id."""
+
+    engagement_id: UUID
+    version: int
+    result: Any = None
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One event of an engagement's history, as an auditor reads it."""
+
+    version: int
+    event_type: str
+    topic: str
+    occurred_at: datetime
+    recorded_at: datetime
+    metadata: dict[str, Any]
+    payload: dict[str, Any]
+
+
+class Engagements(Application[UUID]):
+    """Coaching engagements, persisted as event streams (one per engagement)."""
+
+    name = "Engagements"
+    snapshotting_intervals: ClassVar[dict[type[Any], int]] = {Engagement: 50}
+
+    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
+        """Register eventsourcing's transcodings and the domain's own."""
+        super().register_transcodings(transcoder)
+        register_domain_transcodings(transcoder)
+
+    # -- commands -----------------------------------------------------------------------
+
+    def open_engagement(self, ctx: CommandContext, command: OpenEngagement) -> CommandResult:
+        """Open a new engagement for the context's firm."""
+        with acting(ctx):
+            engagement = Engagement.open(**command.arguments())
+        try:
+            self.save(engagement)
+        except IntegrityError:
+            raise EngagementAlreadyExists(
+                f"an engagement with id {engagement.id} already exists"
+            ) from None
+        return CommandResult(engagement.id, engagement.version, engagement.id)
+
+    def execute(
+        self, ctx: CommandContext, command: Command, expected_version: int | None = None
+    ) -> CommandResult:
+        """Run one command on its engagement and save the events it produced."""
+        return self.execute_batch(ctx, command.engagement_id, [command], expected_version)[0]
+
+    def execute_batch(
+        self,
+        ctx: CommandContext,
+        engagement_id: UUID,
+        commands: Sequence[Command],
+        expected_version: int | None = None,
+    ) -> list[CommandResult]:
+        """Run several commands on one engagement and save them atomically (all or none)."""
+        engagement = self._load(ctx.firm_id, engagement_id)
+        if expected_version is not None and expected_version != engagement.version:
+            raise StaleVersion(expected_version, engagement.version)
+        results = []
+        with acting(ctx):
+            for command in commands:
+                if command.engagement_id != engagement_id:
+                    msg = "every command of a batch must name the same engagement"
+                    raise ValueError(msg)
+                result = command.run(engagement)
+                results.append(CommandResult(engagement_id, engagement.version, result))
+        self._save(engagement)
+        return results
+
+    def import_engagement(
+        self,
+        opening: tuple[CommandContext, OpenEngagement],
+        steps: Iterable[tuple[CommandContext, Command]],
+    ) -> CommandResult:
+        """Open an engagement and replay a whole timeline of commands, saved at once.
+
+        For imports and seeding: every step is checked by the same rules as a live
+        command, each with its own context (actor, occurred time); if any step is
+        refused, nothing of the engagement is written.
+        """
+        ctx, command = opening
+        with acting(ctx):
+            engagement = Engagement.open(**command.arguments())
+        for step_ctx, step in steps:
+            if step_ctx.firm_id != ctx.firm_id or step.engagement_id != engagement.id:
+                msg = "every step of an import must be for the opened engagement and its firm"
+                raise ValueError(msg)
+            with acting(step_ctx):
+                step.run(engagement)
+        try:
+            self.save(engagement)
+        except IntegrityError:
+            raise EngagementAlreadyExists(
+                f"an engagement with id {engagement.id} already exists"
+            ) from None
+        return CommandResult(engagement.id, engagement.version, engagement.id)
+
+    def _save(self, engagement: Engagement) -> None:
+        try:
+            self.save(engagement)
+        except IntegrityError:
+            current = self._head_version(engagement.id)
+            raise ConcurrencyConflict(
+                f"engagement {engagement.id} was changed by someone else "
+                f"(now at version {current}); reload and try again",
+                current_version=current,
+            ) from None
+
+    def _head_version(self, engagement_id: UUID) -> int | None:
+        stored = self.recorder.select_events(engagement_id, desc=True, limit=1)
+        return stored[0].originator_version if stored else None
+
+    # -- reads --------------------------------------------------------------------------
+
+    def _load(self, firm_id: str, engagement_id: UUID, version: int | None = None) -> Engagement:
+        try:
+            engagement: object = self.repository.get(engagement_id, version=version)
+        except AggregateNotFoundError:
+            raise EngagementNotFound(f"engagement {engagement_id} not found") from None
+        if not isinstance(engagement, Engagement) or engagement.firm_id != firm_id:
+            raise EngagementNotFound(f"engagement {engagement_id} not found")
+        return engagement
+
+    def get(self, firm_id: str, engagement_id: UUID, version: int | None = None) -> Engagement:
+        """Return the engagement now, or as it was at ``version``."""
+        if version is not None and version < 1:
+            raise EngagementNotFound(f"engagement {engagement_id} has no version {version}")
+        engagement = self._load(firm_id, engagement_id, version)
+        if version is not None and engagement.version != version:
+            raise EngagementNotFound(f"engagement {engagement_id} has no version {version}")
+        return engagement
+
+    def _events(self, firm_id: str, engagement_id: UUID) -> list[EngagementEvent]:
+        events = [e for e in self.events.get(engagement_id) if isinstance(e, EngagementEvent)]
+        if not events or events[0].firm_id != firm_id:
+            raise EngagementNotFound(f"engagement {engagement_id} not found")
+        return events
+
+    def get_as_recorded_at(self, firm_id: str, engagement_id: UUID, at: datetime) -> Engagement:
+        """Return the engagement as the store held it at recorded time ``at``."""
+        events = self._events(firm_id, engagement_id)
+        known = [e for e in events if e.timestamp <= at]
+        if not known:
+            raise EngagementNotFound(
+                f"engagement {engagement_id} did not exist at {at.isoformat()}"
+            )
+        return self._load(firm_id, engagement_id, known[-1].originator_version)
+
+    def get_as_occurred_by(self, firm_id: str, engagement_id: UUID, at: datetime) -> Engagement:
+        """Return the engagement with everything that had happened in the world by ``at``.
+
+        Events recorded late (occurred earlier than recorded) count from when they
+        occurred. The domain refuses an event that claims to have occurred before what
+        it depends on, so this subset always folds. The version is that of the last
+        event included.
+        """
+        events = self._events(firm_id, engagement_id)
+        included = [e for e in events if e.occurred_at <= at]
+        if not included:
+            raise EngagementNotFound(
+                f"engagement {engagement_id} had not begun by {at.isoformat()}"
+            )
+        return fold_subset(included)
+
+    def history(self, firm_id: str, engagement_id: UUID) -> list[HistoryEntry]:
+        """Return every event of the engagement with its metadata, oldest first."""
+        return [
+            HistoryEntry(
+                version=e.originator_version,
+                event_type=type(e).__name__,
+                topic=type(e).TOPIC,
+                occurred_at=e.occurred_at,
+                recorded_at=e.timestamp,
+                metadata=e.metadata(),
+                payload=e.payload(),
+            )
+            for e in self._events(firm_id, engagement_id)
+        ]
+
+
+def fold_subset(events: Iterable[EngagementEvent]) -> Engagement:
+    """Fold events that need not be contiguous (the as-of-occurred view)."""
+    iterator = iter(events)
+    engagement: Engagement | None = next(iterator).mutate(None)
+    if not isinstance(engagement, Engagement):
+        msg = "the first event of a subset must open the engagement"
+        raise TypeError(msg)
+    for event in iterator:
+        event.apply(engagement)
+        engagement.version = event.originator_version
+        engagement.modified_on = event.timestamp
+    return engagement

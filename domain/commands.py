@@ -1,0 +1,462 @@
+"""One command per use case: a frozen dataclass naming the engagement method it runs.
+
+A command is the contract of a use case (the API derives its request schemas from
+these, the CLI and seeder build them); the application service loads the engagement,
+runs the command's method with the command's fields, and saves.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, ClassVar
+from uuid import UUID
+
+from domain.goals import SmartGoal
+
+
+@dataclass(frozen=True, kw_only=True)
+class Command:
+    """A use case on an existing engagement."""
+
+    METHOD: ClassVar[str] = ""
+    engagement_id: UUID
+
+    def arguments(self) -> dict[str, Any]:
+        """Return the keyword arguments for the engagement method."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "engagement_id"}
+
+    def run(self, engagement: Any) -> Any:
+        """Run this command's method on ``engagement`` and return what it returns."""
+        return getattr(engagement, self.METHOD)(**self.arguments())
+
+
+@dataclass(frozen=True, kw_only=True)
+class OpenEngagement:
+    """Open an engagement (the only command that creates a stream)."""
+
+    client_id: str
+    client_name: str
+    coach_id: str
+    segment: str
+    delivery: str
+    planned_sessions: int
+    cadence_days: int
+    fee_per_session: Decimal
+    currency: str
+    sponsor_id: str | None = None
+    engagement_id: UUID | None = None
+
+    def arguments(self) -> dict[str, Any]:
+        """Return the keyword arguments for ``Engagement.open``."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+# -- lifecycle ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class SignAgreement(Command):
+    METHOD = "sign_agreement"
+    sponsor_may_see: list[str]
+
+
+@dataclass(frozen=True, kw_only=True)
+class PauseEngagement(Command):
+    METHOD = "pause"
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ResumeEngagement(Command):
+    METHOD = "resume"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReassignCoach(Command):
+    METHOD = "reassign_coach"
+    to_coach_id: str
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class CloseEngagement(Command):
+    METHOD = "close"
+    close_reason: str
+    reason: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReopenEngagement(Command):
+    METHOD = "reopen"
+    reason: str
+
+
+# -- sessions ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScheduleSession(Command):
+    METHOD = "schedule_session"
+    scheduled_for: datetime
+    duration_minutes: int
+    session_id: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class RescheduleSession(Command):
+    METHOD = "reschedule_session"
+    session_id: str
+    scheduled_for: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class CancelSession(Command):
+    METHOD = "cancel_session"
+    session_id: str
+    late: bool = False
+    counts_against_allocation: bool = False
+    reason: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class HoldSession(Command):
+    METHOD = "hold_session"
+    session_id: str
+    duration_minutes: int
+    pillars: list[str]
+    notes: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecordNoShow(Command):
+    METHOD = "record_no_show"
+    session_id: str
+
+
+# -- pillar 1: assessment ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class CompleteAssessment(Command):
+    METHOD = "complete_assessment"
+    instrument: str
+    instrument_version: str
+    result: dict[str, Any]
+    assessment_id: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class RankValues(Command):
+    METHOD = "rank_values"
+    values: list[str]
+
+
+@dataclass(frozen=True, kw_only=True)
+class IdentifyStrength(Command):
+    METHOD = "identify_strength"
+    strength: str
+    evidence: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class IdentifyLimitingAssumption(Command):
+    METHOD = "identify_limiting_assumption"
+    assumption: str
+    assumption_id: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReframeLimitingAssumption(Command):
+    METHOD = "reframe_limiting_assumption"
+    assumption_id: str
+    reframe: str
+
+
+# -- pillar 2: goals ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class StateVision(Command):
+    METHOD = "state_vision"
+    horizon_years: int
+    vision: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class SetGoal(Command):
+    METHOD = "set_goal"
+    goal: SmartGoal
+    goal_id: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class IdentifyGap(Command):
+    METHOD = "identify_gap"
+    kind: str
+    description: str
+    goal_id: str | None = None
+    gap_id: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class DefineMilestone(Command):
+    METHOD = "define_milestone"
+    goal_id: str
+    title: str
+    due_date: date | None = None
+    milestone_id: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class HitMilestone(Command):
+    METHOD = "hit_milestone"
+    goal_id: str
+    milestone_id: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class AnticipateObstacle(Command):
+    METHOD = "anticipate_obstacle"
+    goal_id: str
+    obstacle: str
+    if_then_plan: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class RateGoalProgress(Command):
+    METHOD = "rate_goal_progress"
+    goal_id: str
+    score: int
+    rater: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReviseGoal(Command):
+    METHOD = "revise_goal"
+    goal_id: str
+    goal: SmartGoal
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class AchieveGoal(Command):
+    METHOD = "achieve_goal"
+    goal_id: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class AbandonGoal(Command):
+    METHOD = "abandon_goal"
+    goal_id: str
+    reason: str
+
+
+# -- pillar 3: skills --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class StartSkillFocus(Command):
+    METHOD = "start_skill_focus"
+    area: str
+    baseline: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class CompletePractice(Command):
+    METHOD = "complete_practice"
+    area: str
+    minutes: int
+    description: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReassessSkill(Command):
+    METHOD = "reassess_skill"
+    area: str
+    after: int
+
+
+# -- pillar 4: accountability ------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class MakeCommitment(Command):
+    METHOD = "make_commitment"
+    title: str
+    due_date: date
+    goal_id: str | None = None
+    commitment_id: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class KeepCommitment(Command):
+    METHOD = "keep_commitment"
+    commitment_id: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class MissCommitment(Command):
+    METHOD = "miss_commitment"
+    commitment_id: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class RenegotiateCommitment(Command):
+    METHOD = "renegotiate_commitment"
+    commitment_id: str
+    new_due_date: date
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class GiveFeedback(Command):
+    METHOD = "give_feedback"
+    direction: str
+    feedback: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class CorrectCourse(Command):
+    METHOD = "correct_course"
+    correction: str
+    goal_id: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class CelebrateWin(Command):
+    METHOD = "celebrate_win"
+    win: str
+    goal_id: str | None = None
+
+
+# -- pillar 5: support -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class CheckWellbeing(Command):
+    METHOD = "check_wellbeing"
+    confidence: int
+    stress: int
+    motivation: int
+    imposter_feelings: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class MakeReferral(Command):
+    METHOD = "make_referral"
+    referral_kind: str
+    reason: str
+
+
+# -- outcomes ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReportTangibleOutcome(Command):
+    METHOD = "report_tangible_outcome"
+    kind: str
+    annualized_value: Decimal
+    currency: str
+    attribution: Decimal
+    confidence: Decimal
+    source: str
+    description: str = ""
+    outcome_id: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class VerifyOutcome(Command):
+    METHOD = "verify_outcome"
+    outcome_id: str
+    evidence: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExcludeOutcome(Command):
+    METHOD = "exclude_outcome"
+    outcome_id: str
+    exclusion: str
+    reason: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReportIntangibleOutcome(Command):
+    METHOD = "report_intangible_outcome"
+    kind: str
+    before: int
+    after: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class SurveyReaction(Command):
+    METHOD = "survey_reaction"
+    satisfaction: int
+    nps: int
+    comment: str = ""
+
+
+# -- cost --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class IssueInvoice(Command):
+    METHOD = "issue_invoice"
+    amount: Decimal
+    currency: str
+    description: str = ""
+    invoice_id: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReceivePayment(Command):
+    METHOD = "receive_payment"
+    invoice_id: str
+    amount: Decimal
+    currency: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class VoidInvoice(Command):
+    METHOD = "void_invoice"
+    invoice_id: str
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecordCost(Command):
+    METHOD = "record_cost"
+    category: str
+    amount: Decimal
+    currency: str
+    description: str = ""
+    cost_id: str | None = None
+
+
+# -- privacy -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class GrantConsent(Command):
+    METHOD = "grant_consent"
+    scope: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class WithdrawConsent(Command):
+    METHOD = "withdraw_consent"
+    scope: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class EraseSubject(Command):
+    METHOD = "erase_subject"
+
+
+#: Every command on an existing engagement.
+ENGAGEMENT_COMMANDS: tuple[type[Command], ...] = tuple(
+    value
+    for value in list(globals().values())
+    if isinstance(value, type) and issubclass(value, Command) and value is not Command
+)

@@ -1,0 +1,89 @@
+"""The base class of every engagement event: payload plus the metadata of its command."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, ClassVar
+from uuid import UUID
+
+from eventsourcing.domain import Aggregate
+from eventsourcing.utils import register_topic
+
+if TYPE_CHECKING:
+    from domain.state import EngagementState
+
+#: Payload fields holding personal free text (encrypted per client; never exported).
+PERSONAL_FIELDS = frozenset(
+    {
+        "client_name",
+        "notes",
+        "result",
+        "values",
+        "strength",
+        "evidence",
+        "assumption",
+        "reframe",
+        "vision",
+        "obstacle",
+        "if_then_plan",
+        "feedback",
+        "correction",
+        "win",
+        "reason",
+        "comment",
+        "description",
+    }
+)
+
+
+class EngagementEvent(Aggregate.Event):
+    """Something that happened in an engagement, with who, for whom, when and why.
+
+    ``timestamp`` is the recorded time (set when the event is made, just before it is
+    stored); ``occurred_at`` is when it happened in the world and may be earlier.
+    Every concrete event names a stable ``TOPIC`` so stored events never depend on
+    module paths; the topic is registered as the class is defined.
+    """
+
+    actor_id: str
+    actor_role: str
+    firm_id: str
+    correlation_id: UUID
+    causation_id: UUID | None
+    occurred_at: datetime
+
+    TOPIC: ClassVar[str] = ""
+    METADATA: ClassVar[tuple[str, ...]] = (
+        "actor_id",
+        "actor_role",
+        "firm_id",
+        "correlation_id",
+        "causation_id",
+        "occurred_at",
+    )
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        topic = cls.__dict__.get("TOPIC")
+        if not topic:
+            msg = f"{cls.__qualname__} must declare a stable TOPIC"
+            raise TypeError(msg)
+        register_topic(topic, cls)
+
+    def apply(self, aggregate: Any) -> None:
+        """Fold this event into the engagement state (overridden by each event)."""
+        self.fold(aggregate)
+
+    def fold(self, state: EngagementState) -> None:
+        """Mutate ``state``; never validates (the command method already did)."""
+        raise NotImplementedError(type(self).__name__)
+
+    def payload(self) -> dict[str, Any]:
+        """Return the event's own fields, without identity and metadata."""
+        skip = {"originator_id", "originator_version", "originator_topic", "timestamp"}
+        skip.update(self.METADATA)
+        return {k: v for k, v in self.__dict__.items() if k not in skip}
+
+    def metadata(self) -> dict[str, Any]:
+        """Return the command metadata stamped on this event."""
+        return {name: getattr(self, name) for name in self.METADATA}

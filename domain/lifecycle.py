@@ -1,0 +1,165 @@
+"""Lifecycle of an engagement: opened, agreed, paused, resumed, reassigned, closed, reopened."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from eventsourcing.domain import Aggregate
+
+from domain.errors import InvalidTransition, InvalidValue, NoSponsor
+from domain.event import EngagementEvent
+from domain.state import EngagementState
+from domain.values import CloseReason, SponsorView, Status, enum_value, text
+
+
+class EngagementOpened(EngagementEvent, Aggregate.Created):
+    TOPIC = "coachlog.EngagementOpened"
+    client_id: str
+    client_name: str
+    coach_id: str
+    sponsor_id: str | None
+    segment: str
+    delivery: str
+    planned_sessions: int
+    cadence_days: int
+    fee_per_session: Decimal
+    currency: str
+
+    def fold(self, state: EngagementState) -> None:
+        state.firm_id = self.firm_id
+        state.client_id = self.client_id
+        state.client_name = self.client_name
+        state.coach_id = self.coach_id
+        state.sponsor_id = self.sponsor_id
+        state.segment = self.segment
+        state.delivery = self.delivery
+        state.planned_sessions = self.planned_sessions
+        state.cadence_days = self.cadence_days
+        state.fee_per_session = self.fee_per_session
+        state.currency = self.currency
+        state.opened_at = self.occurred_at
+        state.status_changed_at = self.occurred_at
+        state.coach_history = [self.coach_id]
+
+
+class AgreementSigned(EngagementEvent):
+    TOPIC = "coachlog.AgreementSigned"
+    sponsor_may_see: list[str]
+
+    def fold(self, state: EngagementState) -> None:
+        state.sponsor_may_see = list(self.sponsor_may_see)
+
+
+class EngagementPaused(EngagementEvent):
+    TOPIC = "coachlog.EngagementPaused"
+    reason: str
+
+    def fold(self, state: EngagementState) -> None:
+        state.status = Status.PAUSED.value
+        state.status_changed_at = self.occurred_at
+
+
+class EngagementResumed(EngagementEvent):
+    TOPIC = "coachlog.EngagementResumed"
+
+    def fold(self, state: EngagementState) -> None:
+        state.status = Status.ACTIVE.value
+        state.status_changed_at = self.occurred_at
+
+
+class CoachReassigned(EngagementEvent):
+    TOPIC = "coachlog.CoachReassigned"
+    from_coach_id: str
+    to_coach_id: str
+    reason: str
+
+    def fold(self, state: EngagementState) -> None:
+        state.coach_id = self.to_coach_id
+        state.coach_history.append(self.to_coach_id)
+
+
+class EngagementClosed(EngagementEvent):
+    TOPIC = "coachlog.EngagementClosed"
+    close_reason: str
+    reason: str
+
+    def fold(self, state: EngagementState) -> None:
+        state.status = Status.CLOSED.value
+        state.close_reason = self.close_reason
+        state.status_changed_at = self.occurred_at
+
+
+class EngagementReopened(EngagementEvent):
+    TOPIC = "coachlog.EngagementReopened"
+    reason: str
+
+    def fold(self, state: EngagementState) -> None:
+        state.status = Status.ACTIVE.value
+        state.close_reason = None
+        state.status_changed_at = self.occurred_at
+
+
+class LifecycleCommands(EngagementState):
+    """Commands that move an engagement between active, paused and closed."""
+
+    def sign_agreement(self, sponsor_may_see: list[str]) -> None:
+        """Record what the sponsor may see under the signed agreement."""
+        self._require_not_erased()
+        if self.sponsor_id is None:
+            raise NoSponsor("an agreement needs a sponsor, and this engagement has none")
+        if self.status == Status.CLOSED:
+            raise InvalidTransition("cannot sign an agreement on a closed engagement")
+        views = [enum_value(SponsorView, "sponsor_may_see", v).value for v in sponsor_may_see]
+        if len(set(views)) != len(views):
+            raise InvalidValue("sponsor_may_see", "lists a view more than once")
+        self._record(AgreementSigned, sponsor_may_see=sorted(views))
+
+    def pause(self, reason: str) -> None:
+        """Pause an active engagement."""
+        self._require_not_erased()
+        if self.status != Status.ACTIVE:
+            raise InvalidTransition(f"only an active engagement can be paused; it is {self.status}")
+        self._require_after(self.status_changed_at, "the last status change")
+        self._record(EngagementPaused, reason=text("reason", reason, max_length=2000))
+
+    def resume(self) -> None:
+        """Resume a paused engagement."""
+        self._require_not_erased()
+        if self.status != Status.PAUSED:
+            raise InvalidTransition(f"only a paused engagement can resume; it is {self.status}")
+        self._require_after(self.status_changed_at, "the engagement was paused")
+        self._record(EngagementResumed)
+
+    def reassign_coach(self, to_coach_id: str, reason: str) -> None:
+        """Hand the engagement to another coach."""
+        self._require_open_for_work("reassign the coach")
+        to_coach = text("to_coach_id", to_coach_id, max_length=200)
+        if to_coach == self.coach_id:
+            raise InvalidValue("to_coach_id", f"{to_coach} is already the coach")
+        self._record(
+            CoachReassigned,
+            from_coach_id=self.coach_id,
+            to_coach_id=to_coach,
+            reason=text("reason", reason, max_length=2000),
+        )
+
+    def close(self, close_reason: str, reason: str = "") -> None:
+        """Close an active or paused engagement for one of the recognised reasons."""
+        self._require_not_erased()
+        if self.status == Status.CLOSED:
+            raise InvalidTransition("the engagement is already closed")
+        why = enum_value(CloseReason, "close_reason", close_reason)
+        self._require_after(self.status_changed_at, "the last status change")
+        self._record(
+            EngagementClosed,
+            close_reason=why.value,
+            reason=text("reason", reason, max_length=2000, required=False),
+        )
+
+    def reopen(self, reason: str) -> None:
+        """Reopen a closed engagement; only this command leaves the closed state."""
+        self._require_not_erased()
+        if self.status != Status.CLOSED:
+            raise InvalidTransition(f"only a closed engagement can reopen; it is {self.status}")
+        self._require_after(self.status_changed_at, "the engagement was closed")
+        self._record(EngagementReopened, reason=text("reason", reason, max_length=2000))

@@ -1,0 +1,184 @@
+"""Outcomes: tangible results (verified or excluded), intangibles, and reaction surveys.
+
+Outcomes are often known months after the last session, so they may be recorded on a
+closed engagement.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from domain.errors import (
+    CurrencyMismatch,
+    OutcomeAlreadyExcluded,
+    OutcomeAlreadyVerified,
+    OutcomeNotFound,
+)
+from domain.event import EngagementEvent
+from domain.state import EngagementState, OutcomeRecord
+from domain.values import (
+    ExclusionReason,
+    IntangibleKind,
+    Money,
+    OutcomeSource,
+    TangibleKind,
+    enum_value,
+    fraction,
+    in_range,
+    text,
+)
+
+
+class TangibleOutcomeReported(EngagementEvent):
+    TOPIC = "coachlog.TangibleOutcomeReported"
+    outcome_id: str
+    kind: str
+    annualized_value: Decimal
+    currency: str
+    attribution: Decimal
+    confidence: Decimal
+    source: str
+    description: str
+
+    def fold(self, state: EngagementState) -> None:
+        state.outcomes[self.outcome_id] = OutcomeRecord(
+            kind=self.kind,
+            annualized_value=self.annualized_value,
+            currency=self.currency,
+            attribution=self.attribution,
+            confidence=self.confidence,
+            source=self.source,
+            reported_at=self.occurred_at,
+        )
+
+
+class OutcomeVerified(EngagementEvent):
+    TOPIC = "coachlog.OutcomeVerified"
+    outcome_id: str
+    evidence: str
+
+    def fold(self, state: EngagementState) -> None:
+        state.outcomes[self.outcome_id].verified = True
+
+
+class OutcomeExcluded(EngagementEvent):
+    TOPIC = "coachlog.OutcomeExcluded"
+    outcome_id: str
+    exclusion: str
+    reason: str
+
+    def fold(self, state: EngagementState) -> None:
+        state.outcomes[self.outcome_id].excluded = self.exclusion
+
+
+class IntangibleOutcomeReported(EngagementEvent):
+    TOPIC = "coachlog.IntangibleOutcomeReported"
+    kind: str
+    before: int
+    after: int
+
+    def fold(self, state: EngagementState) -> None:
+        state.intangibles.append({"kind": self.kind, "before": self.before, "after": self.after})
+
+
+class ReactionSurveyed(EngagementEvent):
+    TOPIC = "coachlog.ReactionSurveyed"
+    satisfaction: int
+    nps: int
+    comment: str
+
+    def fold(self, state: EngagementState) -> None:
+        state.reactions.append({"satisfaction": self.satisfaction, "nps": self.nps})
+
+
+class OutcomeCommands(EngagementState):
+    """Commands that record what the coaching achieved."""
+
+    def _outcome(self, outcome_id: str) -> OutcomeRecord:
+        try:
+            outcome = self.outcomes[str(outcome_id)]
+        except KeyError:
+            raise OutcomeNotFound(f"no outcome {outcome_id} in this engagement") from None
+        self._require_after(outcome.reported_at, "the outcome was reported")
+        return outcome
+
+    def report_tangible_outcome(
+        self,
+        kind: str,
+        annualized_value: Decimal,
+        currency: str,
+        attribution: Decimal,
+        confidence: Decimal,
+        source: str,
+        description: str = "",
+        outcome_id: str | None = None,
+    ) -> str:
+        """Report a monetisable outcome with its attribution and confidence; return its id."""
+        self._require_not_erased()
+        ident = self._new_id("outcome", outcome_id, self.outcomes)
+        value = Money.of("annualized_value", annualized_value, currency)
+        if value.currency != self.currency:
+            raise CurrencyMismatch(
+                f"outcome is in {value.currency} but the engagement is in {self.currency}"
+            )
+        self._record(
+            TangibleOutcomeReported,
+            outcome_id=ident,
+            kind=enum_value(TangibleKind, "kind", kind).value,
+            annualized_value=value.amount,
+            currency=value.currency,
+            attribution=fraction("attribution", attribution),
+            confidence=fraction("confidence", confidence),
+            source=enum_value(OutcomeSource, "source", source).value,
+            description=text("description", description, max_length=5000, required=False),
+        )
+        return ident
+
+    def verify_outcome(self, outcome_id: str, evidence: str) -> None:
+        """Mark a reported outcome verified; an excluded outcome cannot be verified."""
+        self._require_not_erased()
+        outcome = self._outcome(outcome_id)
+        if outcome.excluded is not None:
+            raise OutcomeAlreadyExcluded(
+                f"outcome {outcome_id} was excluded ({outcome.excluded}) and cannot be verified"
+            )
+        if outcome.verified:
+            raise OutcomeAlreadyVerified(f"outcome {outcome_id} is already verified")
+        self._record(
+            OutcomeVerified,
+            outcome_id=str(outcome_id),
+            evidence=text("evidence", evidence, max_length=5000),
+        )
+
+    def exclude_outcome(self, outcome_id: str, exclusion: str, reason: str = "") -> None:
+        """Exclude an outcome from ROI as extreme or unsupported."""
+        self._require_not_erased()
+        outcome = self._outcome(outcome_id)
+        if outcome.excluded is not None:
+            raise OutcomeAlreadyExcluded(f"outcome {outcome_id} is already excluded")
+        self._record(
+            OutcomeExcluded,
+            outcome_id=str(outcome_id),
+            exclusion=enum_value(ExclusionReason, "exclusion", exclusion).value,
+            reason=text("reason", reason, max_length=2000, required=False),
+        )
+
+    def report_intangible_outcome(self, kind: str, before: int, after: int) -> None:
+        """Report a change that is listed but never monetised (0-10 before and after)."""
+        self._require_not_erased()
+        self._record(
+            IntangibleOutcomeReported,
+            kind=enum_value(IntangibleKind, "kind", kind).value,
+            before=in_range("before", before, 0, 10),
+            after=in_range("after", after, 0, 10),
+        )
+
+    def survey_reaction(self, satisfaction: int, nps: int, comment: str = "") -> None:
+        """Record the client's reaction: satisfaction 1-5 and likelihood to recommend 0-10."""
+        self._require_not_erased()
+        self._record(
+            ReactionSurveyed,
+            satisfaction=in_range("satisfaction", satisfaction, 1, 5),
+            nps=in_range("nps", nps, 0, 10),
+            comment=text("comment", comment, max_length=5000, required=False),
+        )

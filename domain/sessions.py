@@ -1,0 +1,178 @@
+"""Sessions: scheduled, rescheduled, then ended exactly once (held, no-show or cancelled)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from domain.errors import InvalidValue, SessionAlreadyEnded, SessionNotFound
+from domain.event import EngagementEvent
+from domain.state import EngagementState, SessionRecord
+from domain.values import Pillar, SessionStatus, enum_value, in_range, text
+
+MAX_SESSION_MINUTES = 480
+
+
+class SessionScheduled(EngagementEvent):
+    TOPIC = "coachlog.SessionScheduled"
+    session_id: str
+    scheduled_for: datetime
+    duration_minutes: int
+
+    def fold(self, state: EngagementState) -> None:
+        state.sessions[self.session_id] = SessionRecord(
+            scheduled_for=self.scheduled_for,
+            duration_minutes=self.duration_minutes,
+            scheduled_at=self.occurred_at,
+        )
+
+
+class SessionRescheduled(EngagementEvent):
+    TOPIC = "coachlog.SessionRescheduled"
+    session_id: str
+    scheduled_for: datetime
+
+    def fold(self, state: EngagementState) -> None:
+        record = state.sessions[self.session_id]
+        record.scheduled_for = self.scheduled_for
+        record.reschedules += 1
+
+
+class SessionCancelled(EngagementEvent):
+    TOPIC = "coachlog.SessionCancelled"
+    session_id: str
+    late: bool
+    counts_against_allocation: bool
+    reason: str
+
+    def fold(self, state: EngagementState) -> None:
+        record = state.sessions[self.session_id]
+        record.status = SessionStatus.CANCELLED.value
+        record.ended_at = self.occurred_at
+        record.late = self.late
+        record.counts_against_allocation = self.counts_against_allocation
+
+
+class SessionHeld(EngagementEvent):
+    """A session took place. Version 2 added ``pillars`` (the pillars it covered)."""
+
+    TOPIC = "coachlog.SessionHeld"
+    class_version = 2
+    session_id: str
+    duration_minutes: int
+    notes: str
+    pillars: list[str]
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        """Version 1 did not record pillars: an old session covered none we know of."""
+        state["pillars"] = []
+
+    def fold(self, state: EngagementState) -> None:
+        record = state.sessions[self.session_id]
+        record.status = SessionStatus.HELD.value
+        record.ended_at = self.occurred_at
+        record.held_minutes = self.duration_minutes
+        record.pillars = list(self.pillars)
+        record.counts_against_allocation = True
+
+
+class SessionNoShow(EngagementEvent):
+    TOPIC = "coachlog.SessionNoShow"
+    session_id: str
+
+    def fold(self, state: EngagementState) -> None:
+        record = state.sessions[self.session_id]
+        record.status = SessionStatus.NO_SHOW.value
+        record.ended_at = self.occurred_at
+        record.counts_against_allocation = True
+
+
+def _moment(field: str, value: datetime) -> datetime:
+    if not isinstance(value, datetime) or value.tzinfo is None:
+        raise InvalidValue(field, "must be a date-time with a timezone offset")
+    return value.astimezone(UTC)
+
+
+class SessionCommands(EngagementState):
+    """Commands on coaching sessions."""
+
+    def _open_session(self, session_id: str, what: str) -> SessionRecord:
+        try:
+            record = self.sessions[str(session_id)]
+        except KeyError:
+            raise SessionNotFound(f"no session {session_id} in this engagement") from None
+        if record.status != SessionStatus.SCHEDULED:
+            raise SessionAlreadyEnded(
+                f"cannot {what}: session {session_id} already ended ({record.status})"
+            )
+        return record
+
+    def schedule_session(
+        self, scheduled_for: datetime, duration_minutes: int, session_id: str | None = None
+    ) -> str:
+        """Schedule a session and return its id."""
+        self._require_active("schedule a session")
+        ident = self._new_id("session", session_id, self.sessions)
+        self._record(
+            SessionScheduled,
+            session_id=ident,
+            scheduled_for=_moment("scheduled_for", scheduled_for),
+            duration_minutes=in_range("duration_minutes", duration_minutes, 5, MAX_SESSION_MINUTES),
+        )
+        return ident
+
+    def reschedule_session(self, session_id: str, scheduled_for: datetime) -> None:
+        """Move a scheduled session to another time."""
+        self._require_active("reschedule a session")
+        record = self._open_session(session_id, "reschedule it")
+        self._require_after(record.scheduled_at, "the session was scheduled")
+        self._record(
+            SessionRescheduled,
+            session_id=str(session_id),
+            scheduled_for=_moment("scheduled_for", scheduled_for),
+        )
+
+    def cancel_session(
+        self,
+        session_id: str,
+        late: bool = False,
+        counts_against_allocation: bool = False,
+        reason: str = "",
+    ) -> None:
+        """Cancel a scheduled session (allowed while paused, and to tidy up after closing)."""
+        self._require_not_erased()
+        record = self._open_session(session_id, "cancel it")
+        self._require_after(record.scheduled_at, "the session was scheduled")
+        self._record(
+            SessionCancelled,
+            session_id=str(session_id),
+            late=bool(late),
+            counts_against_allocation=bool(counts_against_allocation),
+            reason=text("reason", reason, max_length=2000, required=False),
+        )
+
+    def hold_session(
+        self, session_id: str, duration_minutes: int, pillars: list[str], notes: str = ""
+    ) -> None:
+        """Record that a scheduled session was held."""
+        self._require_active("hold a session")
+        record = self._open_session(session_id, "hold it")
+        self._require_after(record.scheduled_at, "the session was scheduled")
+        covered = [enum_value(Pillar, "pillars", p).value for p in pillars]
+        if len(set(covered)) != len(covered):
+            raise InvalidValue("pillars", "lists a pillar more than once")
+        self._record(
+            SessionHeld,
+            session_id=str(session_id),
+            duration_minutes=in_range("duration_minutes", duration_minutes, 1, MAX_SESSION_MINUTES),
+            notes=text("notes", notes, max_length=20_000, required=False),
+            pillars=covered,
+        )
+
+    def record_no_show(self, session_id: str) -> None:
+        """Record that the client did not attend a scheduled session."""
+        self._require_open_for_work("record a no-show")
+        record = self._open_session(session_id, "record a no-show")
+        self._require_after(record.scheduled_at, "the session was scheduled")
+        self._record(SessionNoShow, session_id=str(session_id))

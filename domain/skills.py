@@ -1,0 +1,81 @@
+"""Pillar 3, skill building: a focus area, deliberate practice, and reassessment."""
+
+from __future__ import annotations
+
+from domain.errors import InvalidValue, SkillFocusNotStarted
+from domain.event import EngagementEvent
+from domain.state import EngagementState, SkillRecord
+from domain.values import SkillArea, enum_value, in_range, text
+
+
+class SkillFocusStarted(EngagementEvent):
+    TOPIC = "coachlog.SkillFocusStarted"
+    area: str
+    baseline: int
+
+    def fold(self, state: EngagementState) -> None:
+        state.skills[self.area] = SkillRecord(
+            started_at=self.occurred_at, baseline=self.baseline, current=self.baseline
+        )
+
+
+class PracticeCompleted(EngagementEvent):
+    TOPIC = "coachlog.PracticeCompleted"
+    area: str
+    minutes: int
+    description: str
+
+    def fold(self, state: EngagementState) -> None:
+        skill = state.skills[self.area]
+        skill.practices += 1
+        skill.practice_minutes += self.minutes
+
+
+class SkillReassessed(EngagementEvent):
+    TOPIC = "coachlog.SkillReassessed"
+    area: str
+    before: int
+    after: int
+
+    def fold(self, state: EngagementState) -> None:
+        state.skills[self.area].current = self.after
+
+
+class SkillCommands(EngagementState):
+    """Commands of the skill-building pillar."""
+
+    def _skill(self, area: str) -> tuple[str, SkillRecord]:
+        name = enum_value(SkillArea, "area", area).value
+        try:
+            skill = self.skills[name]
+        except KeyError:
+            raise SkillFocusNotStarted(f"no skill focus on {name} was started") from None
+        self._require_after(skill.started_at, "the skill focus started")
+        return name, skill
+
+    def start_skill_focus(self, area: str, baseline: int) -> None:
+        """Start working on a skill area from a self-rated baseline (0-10)."""
+        self._require_open_for_work("start a skill focus")
+        name = enum_value(SkillArea, "area", area).value
+        if name in self.skills:
+            raise InvalidValue("area", f"a focus on {name} is already under way")
+        self._record(SkillFocusStarted, area=name, baseline=in_range("baseline", baseline, 0, 10))
+
+    def complete_practice(self, area: str, minutes: int, description: str = "") -> None:
+        """Record a practice exercise in a skill area under focus."""
+        self._require_open_for_work("record practice")
+        name, _ = self._skill(area)
+        self._record(
+            PracticeCompleted,
+            area=name,
+            minutes=in_range("minutes", minutes, 1, 24 * 60),
+            description=text("description", description, max_length=5000, required=False),
+        )
+
+    def reassess_skill(self, area: str, after: int) -> None:
+        """Rate a skill again (0-10); the event keeps the level before and after."""
+        self._require_open_for_work("reassess a skill")
+        name, skill = self._skill(area)
+        self._record(
+            SkillReassessed, area=name, before=skill.current, after=in_range("after", after, 0, 10)
+        )

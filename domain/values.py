@@ -1,0 +1,270 @@
+"""Value objects and vocabularies of a coaching engagement, with their validation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from enum import StrEnum
+from typing import TypeVar
+
+import pycountry
+
+from domain.errors import InvalidValue
+
+
+class Segment(StrEnum):
+    CAREER_CHANGER = "career_changer"
+    EARLY_CAREER = "early_career"
+    STALLED_MID_CAREER = "stalled_mid_career"
+    RETURNER = "returner"
+    ENTREPRENEUR = "entrepreneur"
+
+
+class Delivery(StrEnum):
+    REMOTE = "remote"
+    HYBRID = "hybrid"
+    IN_PERSON = "in_person"
+
+
+class Status(StrEnum):
+    ACTIVE = "active"
+    PAUSED = "paused"
+    CLOSED = "closed"
+
+
+class CloseReason(StrEnum):
+    COMPLETED = "completed"
+    CLIENT_WITHDREW = "client_withdrew"
+    SPONSOR_ENDED = "sponsor_ended"
+    COACH_ENDED = "coach_ended"
+
+
+class Role(StrEnum):
+    FIRM_ADMIN = "firm_admin"
+    COACH = "coach"
+    CLIENT = "client"
+    SPONSOR = "sponsor"
+    ANALYST = "analyst"
+    AUDITOR = "auditor"
+    SYSTEM = "system"
+
+
+class Pillar(StrEnum):
+    ASSESSMENT = "assessment"
+    GOALS = "goals"
+    SKILLS = "skills"
+    ACCOUNTABILITY = "accountability"
+    SUPPORT = "support"
+
+
+class SessionStatus(StrEnum):
+    SCHEDULED = "scheduled"
+    HELD = "held"
+    NO_SHOW = "no_show"
+    CANCELLED = "cancelled"
+
+
+class Instrument(StrEnum):
+    CLIFTON_STRENGTHS = "clifton_strengths"
+    DISC = "disc"
+    MBTI = "mbti"
+    RIASEC = "riasec"
+    VALUES_CARD_SORT = "values_card_sort"
+    SKILLS_INVENTORY = "skills_inventory"
+    CUSTOM = "custom"
+
+
+class GapKind(StrEnum):
+    SKILL = "skill"
+    CREDENTIAL = "credential"
+    NETWORK = "network"
+    EXPERIENCE = "experience"
+
+
+class GoalStatus(StrEnum):
+    OPEN = "open"
+    ACHIEVED = "achieved"
+    ABANDONED = "abandoned"
+
+
+class Rater(StrEnum):
+    CLIENT = "client"
+    COACH = "coach"
+    SPONSOR = "sponsor"
+
+
+class SkillArea(StrEnum):
+    BRANDING = "branding"
+    NETWORKING = "networking"
+    INTERVIEWING = "interviewing"
+    COMMUNICATION = "communication"
+    LEADERSHIP_READINESS = "leadership_readiness"
+    TECHNICAL = "technical"
+
+
+class CommitmentStatus(StrEnum):
+    OPEN = "open"
+    KEPT = "kept"
+    MISSED = "missed"
+
+
+class FeedbackDirection(StrEnum):
+    COACH_TO_CLIENT = "coach_to_client"
+    CLIENT_TO_COACH = "client_to_coach"
+
+
+class ReferralKind(StrEnum):
+    THERAPIST = "therapist"
+    COUNSELLOR = "counsellor"
+    MEDICAL = "medical"
+    FINANCIAL = "financial"
+    OTHER = "other"
+
+
+class TangibleKind(StrEnum):
+    SALARY_INCREASE = "salary_increase"
+    PROMOTION = "promotion"
+    NEW_ROLE = "new_role"
+    TIME_TO_HIRE_REDUCED = "time_to_hire_reduced"
+    REVENUE = "revenue"
+    RETENTION = "retention"
+
+
+class OutcomeSource(StrEnum):
+    CLIENT = "client"
+    SPONSOR = "sponsor"
+    HR_RECORDS = "hr_records"
+    COACH = "coach"
+    THIRD_PARTY = "third_party"
+
+
+class ExclusionReason(StrEnum):
+    EXTREME = "extreme"
+    UNSUPPORTED = "unsupported"
+
+
+class IntangibleKind(StrEnum):
+    SATISFACTION = "satisfaction"
+    CONFIDENCE = "confidence"
+    WORK_LIFE_BALANCE = "work_life_balance"
+    STRESS = "stress"
+    CLARITY = "clarity"
+
+
+class CostCategory(StrEnum):
+    COACH_FEE = "coach_fee"
+    ASSESSMENT_LICENCE = "assessment_licence"
+    CLIENT_TIME = "client_time"
+    ADMIN = "admin"
+    TRAVEL = "travel"
+    PLATFORM = "platform"
+
+
+class ConsentScope(StrEnum):
+    SHARE_GOALS_WITH_SPONSOR = "share_goals_with_sponsor"
+    SHARE_OUTCOMES = "share_outcomes"
+    RESEARCH = "research"
+
+
+class SponsorView(StrEnum):
+    """What an agreement may let the sponsor see (session notes are never among them)."""
+
+    ATTENDANCE = "attendance"
+    GOALS = "goals"
+    MILESTONES = "milestones"
+    OUTCOMES = "outcomes"
+    ROI = "roi"
+
+
+E = TypeVar("E", bound=StrEnum)
+
+VISION_HORIZONS = (5, 10, 20)
+GAS_LEVELS = range(-2, 3)
+GAS_WEIGHTS = range(1, 5)
+
+
+def enum_value(kind: type[E], field: str, value: str) -> E:
+    """Return ``value`` as a member of ``kind`` or raise a clear InvalidValue."""
+    try:
+        return kind(value)
+    except ValueError:
+        allowed = ", ".join(m.value for m in kind)
+        raise InvalidValue(field, f"{value!r} is not one of: {allowed}") from None
+
+
+def in_range(field: str, value: int, low: int, high: int) -> int:
+    """Return an integer ``value`` checked to lie in ``low..high``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidValue(field, f"must be a whole number, got {value!r}")
+    if not low <= value <= high:
+        raise InvalidValue(field, f"must be between {low} and {high}, got {value}")
+    return value
+
+
+def fraction(field: str, value: Decimal) -> Decimal:
+    """Return a Decimal checked to lie in 0..1 (attribution, confidence)."""
+    number = decimal_of(field, value)
+    if not Decimal(0) <= number <= Decimal(1):
+        raise InvalidValue(field, f"must be between 0 and 1, got {number}")
+    return number
+
+
+def decimal_of(field: str, value: Decimal) -> Decimal:
+    """Return ``value`` as a finite Decimal; floats are refused to keep money exact."""
+    if isinstance(value, float | bool):
+        raise InvalidValue(field, "must be a Decimal or a decimal string, not a float")
+    try:
+        number = Decimal(value)
+    except (InvalidOperation, TypeError, ValueError):
+        raise InvalidValue(field, f"{value!r} is not a decimal number") from None
+    if not number.is_finite():
+        raise InvalidValue(field, f"must be a finite number, got {value!r}")
+    return number
+
+
+def currency_code(field: str, code: str) -> str:
+    """Return an ISO 4217 currency code, or raise InvalidValue."""
+    if not isinstance(code, str) or len(code) != 3 or not code.isupper():
+        raise InvalidValue(field, f"{code!r} is not an ISO 4217 code like 'EUR'")
+    if pycountry.currencies.get(alpha_3=code) is None:
+        raise InvalidValue(field, f"{code!r} is not an ISO 4217 currency")
+    return code
+
+
+@dataclass(frozen=True)
+class Money:
+    """A non-negative Decimal amount in an ISO 4217 currency."""
+
+    amount: Decimal
+    currency: str
+
+    @classmethod
+    def of(cls, field: str, amount: Decimal, currency: str) -> Money:
+        """Validate and build money: exact Decimal, not negative, known currency."""
+        number = decimal_of(field, amount)
+        if number < 0:
+            raise InvalidValue(field, f"must not be negative, got {number}")
+        exponent = number.as_tuple().exponent
+        if isinstance(exponent, int) and exponent < -4:
+            raise InvalidValue(field, f"has more than 4 decimal places: {number}")
+        return cls(number, currency_code(f"{field}.currency", currency))
+
+
+def text(field: str, value: str, *, max_length: int = 10_000, required: bool = True) -> str:
+    """Return stripped text, refusing empty (when required) or over-long input."""
+    if not isinstance(value, str):
+        raise InvalidValue(field, "must be text")
+    stripped = value.strip()
+    if required and not stripped:
+        raise InvalidValue(field, "must not be empty")
+    if len(stripped) > max_length:
+        raise InvalidValue(field, f"must be at most {max_length} characters")
+    return stripped
+
+
+def a_date(field: str, value: date) -> date:
+    """Return a calendar date (not a datetime)."""
+    if not isinstance(value, date) or hasattr(value, "hour"):
+        raise InvalidValue(field, f"must be a calendar date, got {value!r}")
+    return value
