@@ -20,7 +20,7 @@ from domain.application import Engagements
 from domain.context import CommandContext
 from domain.errors import EngagementAlreadyExists
 from domain.goals import SmartGoal
-from domain.values import Segment
+from domain.values import Delivery, Segment
 
 FIRST_NAMES = [
     "Amara",
@@ -185,8 +185,8 @@ def _engagement(
         client_name=client_name,
         coach_id=coach_actor[0],
         sponsor_id=None if sponsor is None else f"sponsor-{_slug(sponsor)}",
-        segment=segment.value,
-        delivery=rng.choice(["remote", "remote", "hybrid", "in_person"]),
+        segment=segment,
+        delivery=Delivery(rng.choice(["remote", "remote", "hybrid", "in_person"])),
         planned_sessions=planned,
         cadence_days=cadence,
         fee_per_session=fee,

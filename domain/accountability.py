@@ -92,7 +92,7 @@ class AccountabilityCommands(EngagementState):
 
     def _open_commitment(self, commitment_id: str) -> CommitmentRecord:
         try:
-            record = self.commitments[str(commitment_id)]
+            record = self.commitments[self._ref(commitment_id)]
         except KeyError:
             raise CommitmentNotFound(f"no commitment {commitment_id} in this engagement") from None
         if record.status != CommitmentStatus.OPEN:
@@ -105,9 +105,9 @@ class AccountabilityCommands(EngagementState):
     def _known_goal(self, goal_id: str | None) -> str | None:
         if goal_id is None:
             return None
-        if str(goal_id) not in self.goals:
+        if self._ref(goal_id) not in self.goals:
             raise GoalNotFound(f"no goal {goal_id} to tie this to")
-        return str(goal_id)
+        return self._ref(goal_id)
 
     def make_commitment(
         self,
@@ -132,7 +132,7 @@ class AccountabilityCommands(EngagementState):
         """Record that an open commitment was kept."""
         self._require_open_for_work("resolve a commitment")
         self._open_commitment(commitment_id)
-        self._record(CommitmentKept, commitment_id=str(commitment_id))
+        self._record(CommitmentKept, commitment_id=self._ref(commitment_id))
 
     def miss_commitment(self, commitment_id: str) -> None:
         """Record that an open commitment was missed; only possible after its due date."""
@@ -144,7 +144,7 @@ class AccountabilityCommands(EngagementState):
                 f"commitment {commitment_id} is due {record.due_date.isoformat()}: it can be "
                 f"missed only after that day (this is {today.isoformat()})"
             )
-        self._record(CommitmentMissed, commitment_id=str(commitment_id))
+        self._record(CommitmentMissed, commitment_id=self._ref(commitment_id))
 
     def renegotiate_commitment(self, commitment_id: str, new_due_date: date, reason: str) -> None:
         """Move an open commitment's due date, saying why."""
@@ -152,7 +152,7 @@ class AccountabilityCommands(EngagementState):
         self._open_commitment(commitment_id)
         self._record(
             CommitmentRenegotiated,
-            commitment_id=str(commitment_id),
+            commitment_id=self._ref(commitment_id),
             new_due_date=a_date("new_due_date", new_due_date),
             reason=text("reason", reason, max_length=2000),
         )

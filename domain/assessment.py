@@ -117,12 +117,12 @@ class AssessmentCommands(EngagementState):
         """Record how a known limiting assumption was reframed."""
         self._require_open_for_work("reframe a limiting assumption")
         try:
-            identified_at = self.assumptions[str(assumption_id)]
+            identified_at = self.assumptions[self._ref(assumption_id)]
         except KeyError:
             raise AssumptionNotFound(f"no limiting assumption {assumption_id} here") from None
         self._require_after(identified_at, "the assumption was identified")
         self._record(
             LimitingAssumptionReframed,
-            assumption_id=str(assumption_id),
+            assumption_id=self._ref(assumption_id),
             reframe=text("reframe", reframe, max_length=5000),
         )

@@ -74,7 +74,7 @@ class BillingCommands(EngagementState):
 
     def _invoice(self, invoice_id: str) -> InvoiceRecord:
         try:
-            invoice = self.invoices[str(invoice_id)]
+            invoice = self.invoices[self._ref(invoice_id)]
         except KeyError:
             raise InvoiceNotFound(f"no invoice {invoice_id} in this engagement") from None
         if invoice.voided:
@@ -115,7 +115,7 @@ class BillingCommands(EngagementState):
             )
         self._record(
             PaymentReceived,
-            invoice_id=str(invoice_id),
+            invoice_id=self._ref(invoice_id),
             amount=money.amount,
             currency=money.currency,
         )
@@ -130,7 +130,7 @@ class BillingCommands(EngagementState):
             )
         self._record(
             InvoiceVoided,
-            invoice_id=str(invoice_id),
+            invoice_id=self._ref(invoice_id),
             reason=text("reason", reason, max_length=2000),
         )
 

@@ -14,6 +14,25 @@ from typing import Any, ClassVar
 from uuid import UUID
 
 from domain.goals import SmartGoal
+from domain.values import (
+    CloseReason,
+    ConsentScope,
+    CostCategory,
+    Delivery,
+    ExclusionReason,
+    FeedbackDirection,
+    GapKind,
+    Instrument,
+    IntangibleKind,
+    OutcomeSource,
+    Pillar,
+    Rater,
+    ReferralKind,
+    Segment,
+    SkillArea,
+    SponsorView,
+    TangibleKind,
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -39,8 +58,8 @@ class OpenEngagement:
     client_id: str
     client_name: str
     coach_id: str
-    segment: str
-    delivery: str
+    segment: Segment
+    delivery: Delivery
     planned_sessions: int
     cadence_days: int
     fee_per_session: Decimal
@@ -59,7 +78,7 @@ class OpenEngagement:
 @dataclass(frozen=True, kw_only=True)
 class SignAgreement(Command):
     METHOD = "sign_agreement"
-    sponsor_may_see: list[str]
+    sponsor_may_see: list[SponsorView]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -83,7 +102,7 @@ class ReassignCoach(Command):
 @dataclass(frozen=True, kw_only=True)
 class CloseEngagement(Command):
     METHOD = "close"
-    close_reason: str
+    close_reason: CloseReason
     reason: str = ""
 
 
@@ -125,7 +144,7 @@ class HoldSession(Command):
     METHOD = "hold_session"
     session_id: str
     duration_minutes: int
-    pillars: list[str]
+    pillars: list[Pillar]
     notes: str = ""
 
 
@@ -141,7 +160,7 @@ class RecordNoShow(Command):
 @dataclass(frozen=True, kw_only=True)
 class CompleteAssessment(Command):
     METHOD = "complete_assessment"
-    instrument: str
+    instrument: Instrument
     instrument_version: str
     result: dict[str, Any]
     assessment_id: str | None = None
@@ -194,7 +213,7 @@ class SetGoal(Command):
 @dataclass(frozen=True, kw_only=True)
 class IdentifyGap(Command):
     METHOD = "identify_gap"
-    kind: str
+    kind: GapKind
     description: str
     goal_id: str | None = None
     gap_id: str | None = None
@@ -229,7 +248,7 @@ class RateGoalProgress(Command):
     METHOD = "rate_goal_progress"
     goal_id: str
     score: int
-    rater: str
+    rater: Rater
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -259,14 +278,14 @@ class AbandonGoal(Command):
 @dataclass(frozen=True, kw_only=True)
 class StartSkillFocus(Command):
     METHOD = "start_skill_focus"
-    area: str
+    area: SkillArea
     baseline: int
 
 
 @dataclass(frozen=True, kw_only=True)
 class CompletePractice(Command):
     METHOD = "complete_practice"
-    area: str
+    area: SkillArea
     minutes: int
     description: str = ""
 
@@ -274,7 +293,7 @@ class CompletePractice(Command):
 @dataclass(frozen=True, kw_only=True)
 class ReassessSkill(Command):
     METHOD = "reassess_skill"
-    area: str
+    area: SkillArea
     after: int
 
 
@@ -313,7 +332,7 @@ class RenegotiateCommitment(Command):
 @dataclass(frozen=True, kw_only=True)
 class GiveFeedback(Command):
     METHOD = "give_feedback"
-    direction: str
+    direction: FeedbackDirection
     feedback: str
 
 
@@ -346,7 +365,7 @@ class CheckWellbeing(Command):
 @dataclass(frozen=True, kw_only=True)
 class MakeReferral(Command):
     METHOD = "make_referral"
-    referral_kind: str
+    referral_kind: ReferralKind
     reason: str
 
 
@@ -356,12 +375,12 @@ class MakeReferral(Command):
 @dataclass(frozen=True, kw_only=True)
 class ReportTangibleOutcome(Command):
     METHOD = "report_tangible_outcome"
-    kind: str
+    kind: TangibleKind
     annualized_value: Decimal
     currency: str
     attribution: Decimal
     confidence: Decimal
-    source: str
+    source: OutcomeSource
     description: str = ""
     outcome_id: str | None = None
 
@@ -377,14 +396,14 @@ class VerifyOutcome(Command):
 class ExcludeOutcome(Command):
     METHOD = "exclude_outcome"
     outcome_id: str
-    exclusion: str
+    exclusion: ExclusionReason
     reason: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)
 class ReportIntangibleOutcome(Command):
     METHOD = "report_intangible_outcome"
-    kind: str
+    kind: IntangibleKind
     before: int
     after: int
 
@@ -427,7 +446,7 @@ class VoidInvoice(Command):
 @dataclass(frozen=True, kw_only=True)
 class RecordCost(Command):
     METHOD = "record_cost"
-    category: str
+    category: CostCategory
     amount: Decimal
     currency: str
     description: str = ""
@@ -440,13 +459,13 @@ class RecordCost(Command):
 @dataclass(frozen=True, kw_only=True)
 class GrantConsent(Command):
     METHOD = "grant_consent"
-    scope: str
+    scope: ConsentScope
 
 
 @dataclass(frozen=True, kw_only=True)
 class WithdrawConsent(Command):
     METHOD = "withdraw_consent"
-    scope: str
+    scope: ConsentScope
 
 
 @dataclass(frozen=True, kw_only=True)

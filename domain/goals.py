@@ -220,7 +220,7 @@ class GoalCommands(EngagementState):
 
     def _goal(self, goal_id: str) -> GoalRecord:
         try:
-            return self.goals[str(goal_id)]
+            return self.goals[self._ref(goal_id)]
         except KeyError:
             raise GoalNotFound(f"no goal {goal_id} in this engagement") from None
 
@@ -242,7 +242,7 @@ class GoalCommands(EngagementState):
     def state_vision(self, horizon_years: int, vision: str) -> None:
         """Record the client's vision for 5, 10 or 20 years ahead."""
         self._require_open_for_work("state a vision")
-        if horizon_years not in VISION_HORIZONS or isinstance(horizon_years, bool):
+        if type(horizon_years) is not int or horizon_years not in VISION_HORIZONS:
             raise InvalidValue("horizon_years", f"must be one of {list(VISION_HORIZONS)}")
         self._record(
             VisionStated,
@@ -270,7 +270,7 @@ class GoalCommands(EngagementState):
         self._record(
             GapIdentified,
             gap_id=ident,
-            goal_id=None if goal_id is None else str(goal_id),
+            goal_id=None if goal_id is None else self._ref(goal_id),
             kind=enum_value(GapKind, "kind", kind).value,
             description=text("description", description, max_length=5000),
         )
@@ -289,7 +289,7 @@ class GoalCommands(EngagementState):
         ident = self._new_id("milestone", milestone_id, goal.milestones)
         self._record(
             MilestoneDefined,
-            goal_id=str(goal_id),
+            goal_id=self._ref(goal_id),
             milestone_id=ident,
             title=text("title", title, max_length=300),
             due_date=None if due_date is None else a_date("due_date", due_date),
@@ -301,13 +301,13 @@ class GoalCommands(EngagementState):
         self._require_open_for_work("hit a milestone")
         goal = self._open_goal(goal_id, "hit a milestone")
         try:
-            milestone = goal.milestones[str(milestone_id)]
+            milestone = goal.milestones[self._ref(milestone_id)]
         except KeyError:
             raise MilestoneNotFound(f"goal {goal_id} has no milestone {milestone_id}") from None
         if milestone.hit_at is not None:
             raise MilestoneAlreadyHit(f"milestone {milestone_id} was already hit")
         self._require_after(milestone.defined_at, "the milestone was defined")
-        self._record(MilestoneHit, goal_id=str(goal_id), milestone_id=str(milestone_id))
+        self._record(MilestoneHit, goal_id=self._ref(goal_id), milestone_id=self._ref(milestone_id))
 
     def anticipate_obstacle(self, goal_id: str, obstacle: str, if_then_plan: str) -> None:
         """Record an obstacle to an open goal and the if-then plan for it."""
@@ -315,7 +315,7 @@ class GoalCommands(EngagementState):
         self._open_goal(goal_id, "anticipate an obstacle")
         self._record(
             ObstacleAnticipated,
-            goal_id=str(goal_id),
+            goal_id=self._ref(goal_id),
             obstacle=text("obstacle", obstacle, max_length=5000),
             if_then_plan=text("if_then_plan", if_then_plan, max_length=5000),
         )
@@ -326,7 +326,7 @@ class GoalCommands(EngagementState):
         self._open_goal(goal_id, "rate progress")
         self._record(
             GoalProgressRated,
-            goal_id=str(goal_id),
+            goal_id=self._ref(goal_id),
             score=in_range("score", score, -2, 2),
             rater=enum_value(Rater, "rater", rater).value,
         )
@@ -339,7 +339,7 @@ class GoalCommands(EngagementState):
         self._check_target_date(goal.target_date)
         self._record(
             GoalRevised,
-            goal_id=str(goal_id),
+            goal_id=self._ref(goal_id),
             reason=text("reason", reason, max_length=2000),
             **goal.as_payload(),
         )
@@ -348,12 +348,14 @@ class GoalCommands(EngagementState):
         """Record that an open goal was achieved."""
         self._require_open_for_work("achieve a goal")
         self._open_goal(goal_id, "achieve it")
-        self._record(GoalAchieved, goal_id=str(goal_id))
+        self._record(GoalAchieved, goal_id=self._ref(goal_id))
 
     def abandon_goal(self, goal_id: str, reason: str) -> None:
         """Record that an open goal was abandoned, and why."""
         self._require_open_for_work("abandon a goal")
         self._open_goal(goal_id, "abandon it")
         self._record(
-            GoalAbandoned, goal_id=str(goal_id), reason=text("reason", reason, max_length=2000)
+            GoalAbandoned,
+            goal_id=self._ref(goal_id),
+            reason=text("reason", reason, max_length=2000),
         )

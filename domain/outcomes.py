@@ -96,7 +96,7 @@ class OutcomeCommands(EngagementState):
 
     def _outcome(self, outcome_id: str) -> OutcomeRecord:
         try:
-            outcome = self.outcomes[str(outcome_id)]
+            outcome = self.outcomes[self._ref(outcome_id)]
         except KeyError:
             raise OutcomeNotFound(f"no outcome {outcome_id} in this engagement") from None
         self._require_after(outcome.reported_at, "the outcome was reported")
@@ -146,7 +146,7 @@ class OutcomeCommands(EngagementState):
             raise OutcomeAlreadyVerified(f"outcome {outcome_id} is already verified")
         self._record(
             OutcomeVerified,
-            outcome_id=str(outcome_id),
+            outcome_id=self._ref(outcome_id),
             evidence=text("evidence", evidence, max_length=5000),
         )
 
@@ -158,7 +158,7 @@ class OutcomeCommands(EngagementState):
             raise OutcomeAlreadyExcluded(f"outcome {outcome_id} is already excluded")
         self._record(
             OutcomeExcluded,
-            outcome_id=str(outcome_id),
+            outcome_id=self._ref(outcome_id),
             exclusion=enum_value(ExclusionReason, "exclusion", exclusion).value,
             reason=text("reason", reason, max_length=2000, required=False),
         )

@@ -99,7 +99,7 @@ class SessionCommands(EngagementState):
 
     def _open_session(self, session_id: str, what: str) -> SessionRecord:
         try:
-            record = self.sessions[str(session_id)]
+            record = self.sessions[self._ref(session_id)]
         except KeyError:
             raise SessionNotFound(f"no session {session_id} in this engagement") from None
         if record.status != SessionStatus.SCHEDULED:
@@ -129,7 +129,7 @@ class SessionCommands(EngagementState):
         self._require_after(record.scheduled_at, "the session was scheduled")
         self._record(
             SessionRescheduled,
-            session_id=str(session_id),
+            session_id=self._ref(session_id),
             scheduled_for=_moment("scheduled_for", scheduled_for),
         )
 
@@ -146,7 +146,7 @@ class SessionCommands(EngagementState):
         self._require_after(record.scheduled_at, "the session was scheduled")
         self._record(
             SessionCancelled,
-            session_id=str(session_id),
+            session_id=self._ref(session_id),
             late=bool(late),
             counts_against_allocation=bool(counts_against_allocation),
             reason=text("reason", reason, max_length=2000, required=False),
@@ -164,7 +164,7 @@ class SessionCommands(EngagementState):
             raise InvalidValue("pillars", "lists a pillar more than once")
         self._record(
             SessionHeld,
-            session_id=str(session_id),
+            session_id=self._ref(session_id),
             duration_minutes=in_range("duration_minutes", duration_minutes, 1, MAX_SESSION_MINUTES),
             notes=text("notes", notes, max_length=20_000, required=False),
             pillars=covered,
@@ -172,7 +172,7 @@ class SessionCommands(EngagementState):
 
     def record_no_show(self, session_id: str) -> None:
         """Record that the client did not attend a scheduled session."""
-        self._require_open_for_work("record a no-show")
+        self._require_active("record a no-show")
         record = self._open_session(session_id, "record a no-show")
         self._require_after(record.scheduled_at, "the session was scheduled")
-        self._record(SessionNoShow, session_id=str(session_id))
+        self._record(SessionNoShow, session_id=self._ref(session_id))

@@ -280,6 +280,14 @@ class EngagementState:
             raise EngagementPaused(f"cannot {what}: the engagement is paused")
 
     @staticmethod
+    def _ref(value: str) -> str:
+        """Return an id as stored: UUIDs in canonical lower-case form, anything else as is."""
+        try:
+            return str(UUID(str(value)))
+        except ValueError:
+            return str(value)
+
+    @staticmethod
     def _new_id(kind: str, given: str | None, existing: dict[str, Any]) -> str:
         """Return a fresh id (or the caller's), refusing one already used here."""
         if given is None:
