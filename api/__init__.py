@@ -1,0 +1,104 @@
+"""The HTTP API: a Flask app factory over the engagement application service."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+import swagger_ui_bundle
+from flask import Flask, send_from_directory
+from flask.json.provider import DefaultJSONProvider
+from flask_smorest import Api
+from werkzeug.wrappers import Response
+
+from api import health, problems, security
+from api.accounts import Accounts
+from api.engagements import blp as engagements_blp
+from api.idempotency import IdempotencyStore
+from domain.application import Engagements
+from projections.database import Database
+
+#: Largest request body accepted (413 above it).
+MAX_BODY_BYTES = 256 * 1024
+
+
+@dataclass
+class Services:
+    """What the views use: the application service and the API's own stores."""
+
+    engagements: Engagements
+    db: Database
+    accounts: Accounts
+    idempotency: IdempotencyStore
+
+    def create_tables(self) -> None:
+        """Create the API's tables if they are missing."""
+        self.accounts.create_tables()
+        self.idempotency.create_tables()
+
+    def close(self) -> None:
+        """Close the event store and the database pool."""
+        self.engagements.close()
+        self.db.close()
+
+
+class JSONProvider(DefaultJSONProvider):
+    """ISO 8601 times and dates, decimals as strings, UUIDs as strings."""
+
+    @staticmethod
+    def default(o: Any) -> Any:
+        if isinstance(o, datetime | date):
+            return o.isoformat()
+        if isinstance(o, Decimal | UUID):
+            return str(o)
+        return DefaultJSONProvider.default(o)
+
+
+class CoachlogApi(Api):
+    """flask-smorest's Api, leaving error rendering to our problem+json handlers."""
+
+    def _register_error_handlers(self) -> None:
+        pass
+
+
+def create_app(services: Services, config: dict[str, Any] | None = None) -> Flask:
+    """Build the Flask app around ``services`` (no side effects at import time)."""
+    app = Flask(__name__)
+    app.json = JSONProvider(app)
+    app.config.update(
+        MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
+        API_TITLE="coachlog",
+        API_VERSION="1.0",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="/docs",
+        OPENAPI_SWAGGER_UI_URL="/docs/assets/",
+        API_SPEC_OPTIONS={
+            "info": {
+                "description": "Event-sourced records of career-coaching engagements. "
+                "Authenticate with 'Authorization: Bearer <token>' (see the README). "
+                "POSTs accept If-Match (the version from ETag) and Idempotency-Key.",
+            },
+            "security": [{"bearerAuth": []}],
+            "components": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}},
+        },
+    )
+    if config:
+        app.config.update(config)
+    app.extensions["coachlog"] = services
+    problems.register(app)
+    security.register(app)
+    app.register_blueprint(health.bp)
+
+    @app.get("/docs/assets/<path:filename>")
+    def swagger_assets(filename: str) -> Response:
+        """Serve Swagger UI from the installed package: no CDN, works air-gapped."""
+        return send_from_directory(swagger_ui_bundle.swagger_ui_path, filename)
+
+    api = CoachlogApi(app)
+    api.register_blueprint(engagements_blp)
+    return app

@@ -7,13 +7,17 @@ from uuid import UUID
 
 import click
 
-from coachlog.bootstrap import bootstrap
+from api import Services
+from api.accounts import AccountError, Accounts
+from coachlog.bootstrap import bootstrap, bootstrap_services
 from coachlog.seed import seed_firm
+from coachlog.server import serve as serve_api
 from coachlog.settings import Settings, SettingsError
 from coachlog.timeline import format_history
 from domain.application import Engagements
 from domain.errors import DomainError
 from domain.lifecycle import EngagementOpened
+from domain.values import Role
 
 
 @click.group()
@@ -138,3 +142,149 @@ def history(context: click.Context, engagement_id: str | None, firm: str, latest
             raise click.ClickException(error.message) from None
     click.echo(f"Engagement {ident} ({len(entries)} events)")
     click.echo(format_history(entries))
+
+
+# -- accounts ---------------------------------------------------------------------------
+
+
+def _accounts(context: click.Context) -> tuple[Services, Accounts]:
+    try:
+        services = bootstrap_services(context.obj)
+    except SettingsError as error:
+        raise click.UsageError(str(error)) from None
+    return services, services.accounts
+
+
+@main.group()
+def firms() -> None:
+    """Manage firms (tenants)."""
+
+
+@firms.command("create")
+@click.argument("firm_id")
+@click.option("--name", default="", help="Display name.")
+@click.pass_context
+def firms_create(context: click.Context, firm_id: str, name: str) -> None:
+    """Create a firm."""
+    services, accounts = _accounts(context)
+    try:
+        accounts.create_firm(firm_id, name)
+    except AccountError as error:
+        raise click.ClickException(str(error)) from None
+    finally:
+        services.close()
+    click.echo(f"Created firm {firm_id}.")
+
+
+@main.group()
+def users() -> None:
+    """Manage users of a firm."""
+
+
+@users.command("create")
+@click.argument("user_id")
+@click.option("--firm", required=True, help="Firm id.")
+@click.option(
+    "--role",
+    required=True,
+    type=click.Choice([r.value for r in Role if r is not Role.SYSTEM]),
+)
+@click.option("--name", default="", help="Display name.")
+@click.pass_context
+def users_create(context: click.Context, user_id: str, firm: str, role: str, name: str) -> None:
+    """Add a user with a role to a firm."""
+    services, accounts = _accounts(context)
+    try:
+        accounts.create_user(firm, user_id, role, name)
+    except (AccountError, DomainError) as error:
+        raise click.ClickException(str(error)) from None
+    finally:
+        services.close()
+    click.echo(f"Created {role} {user_id} in firm {firm}.")
+
+
+@main.group()
+def tokens() -> None:
+    """Issue and revoke API tokens."""
+
+
+@tokens.command("create")
+@click.argument("user_id")
+@click.option("--firm", required=True, help="Firm id.")
+@click.pass_context
+def tokens_create(context: click.Context, user_id: str, firm: str) -> None:
+    """Issue a bearer token for a user; it is shown once and stored only as a hash."""
+    services, accounts = _accounts(context)
+    try:
+        token = accounts.issue_token(firm, user_id)
+    except AccountError as error:
+        raise click.ClickException(str(error)) from None
+    finally:
+        services.close()
+    click.echo(token)
+
+
+@tokens.command("revoke")
+@click.argument("token_or_prefix")
+@click.pass_context
+def tokens_revoke(context: click.Context, token_or_prefix: str) -> None:
+    """Revoke a token (given whole, or by the 10-character prefix shown when listing)."""
+    services, accounts = _accounts(context)
+    try:
+        count = accounts.revoke_token(token_or_prefix)
+    finally:
+        services.close()
+    if count == 0:
+        raise click.ClickException("no active token matches")
+    click.echo(f"Revoked {count} token(s).")
+
+
+# -- serve ------------------------------------------------------------------------------
+
+DEMO_FIRM = "firm-northwind"
+DEMO_ADMIN = "admin-demo"
+
+
+def _prepare_demo(context: click.Context) -> str:
+    """Seed the demo firm (once) and return a fresh firm-admin token for it."""
+    services, accounts = _accounts(context)
+    try:
+        if not accounts.firm_exists(DEMO_FIRM):
+            accounts.create_firm(DEMO_FIRM, "Northwind Careers (demo)")
+            accounts.create_user(DEMO_FIRM, DEMO_ADMIN, "firm_admin", "Demo administrator")
+            with click.progressbar(length=36, label="Seeding the demo firm") as bar:
+                seed_firm(
+                    services.engagements, engagements=36, firm_id=DEMO_FIRM, progress=bar.update
+                )
+        return accounts.issue_token(DEMO_FIRM, DEMO_ADMIN)
+    finally:
+        services.close()
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="gunicorn workers (default: 1 on SQLite, more on PostgreSQL).",
+)
+@click.option("--demo", is_flag=True, help="Seed a demo firm first and print a token for it.")
+@click.pass_context
+def serve(context: click.Context, host: str, port: int, workers: int | None, demo: bool) -> None:
+    """Serve the HTTP API (docs at /docs) under gunicorn."""
+    settings: Settings = context.obj
+    if workers and workers > 1 and not settings.is_postgres:
+        raise click.BadParameter("SQLite serves from one process", param_hint="--workers")
+    if demo:
+        token = _prepare_demo(context)
+        click.echo("")
+        click.echo(f"Demo firm {DEMO_FIRM}; firm-admin token (shown once):")
+        click.echo(f"  {token}")
+        click.echo(f"Open http://{host}:{port}/docs, click Authorize and paste the token, or:")
+        click.echo(
+            f"  curl -H 'Authorization: Bearer {token}' http://{host}:{port}/engagements/..."
+        )
+        click.echo("")
+    serve_api(settings, host, port, workers)

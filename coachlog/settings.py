@@ -25,12 +25,17 @@ class Settings:
     """Everything the service reads from its environment."""
 
     database_url: str = DEFAULT_DATABASE_URL
+    #: PostgreSQL schema for every coachlog table (default: public).
+    database_schema: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Read settings from ``environ`` (default: the process environment)."""
         env = os.environ if environ is None else environ
-        return cls(database_url=env.get("COACHLOG_DATABASE_URL", DEFAULT_DATABASE_URL))
+        return cls(
+            database_url=env.get("COACHLOG_DATABASE_URL", DEFAULT_DATABASE_URL),
+            database_schema=env.get("COACHLOG_DATABASE_SCHEMA") or None,
+        )
 
     @property
     def is_postgres(self) -> bool:
@@ -39,7 +44,10 @@ class Settings:
 
     def eventsourcing_env(self) -> dict[str, str]:
         """Translate the database URL into eventsourcing's persistence settings."""
-        return persistence_env(self.database_url)
+        env = persistence_env(self.database_url)
+        if self.database_schema and self.is_postgres:
+            env["POSTGRES_SCHEMA"] = self.database_schema
+        return env
 
 
 def persistence_env(url: str) -> dict[str, str]:

@@ -1,0 +1,381 @@
+"""Engagement endpoints: open, one POST per command, current and past state, history.
+
+Every POST honours ``If-Match`` (the engagement version, as sent in ``ETag``) and
+``Idempotency-Key``; every response about one engagement carries its version as ETag.
+"""
+
+from __future__ import annotations
+
+import json as std_json
+import re
+import uuid
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+import flask
+from flask import Response, current_app, request
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from marshmallow import Schema
+from webargs import core
+from webargs.flaskparser import FlaskParser, is_json_request
+
+from api.idempotency import IdempotencyStore, StoredResponse, correlation_for, fingerprint
+from api.problems import problem
+from api.schemas import (
+    COMMAND_SCHEMAS,
+    CommandResultSchema,
+    EngagementStateSchema,
+    HistorySchema,
+    OpenEngagementRequest,
+    ProblemSchema,
+    StateQuerySchema,
+)
+from api.security import current_principal
+from domain.application import CommandResult, Engagements
+from domain.commands import Command, OpenEngagement
+from domain.context import CommandContext
+from domain.engagement import Engagement
+from domain.errors import EngagementAlreadyExists, EngagementNotFound
+
+
+class DecimalJsonParser(FlaskParser):
+    """Parse JSON numbers with a fraction as Decimal, so money is never a float."""
+
+    def _raw_load_json(self, req: flask.Request) -> Any:
+        if not is_json_request(req):
+            return core.missing
+        return std_json.loads(req.get_data(cache=True), parse_float=Decimal)
+
+
+class EngagementBlueprint(Blueprint):
+    ARGUMENTS_PARSER = DecimalJsonParser()
+
+
+blp = EngagementBlueprint(
+    "engagements",
+    __name__,
+    url_prefix="/engagements",
+    description="Open engagements, record what happens in them, and read their history.",
+)
+
+_ETAG = re.compile(r'^\s*(?:W/)?"(\d+)"\s*$')
+_ERRORS = {
+    400: "Malformed JSON.",
+    401: "Missing or invalid bearer token.",
+    403: "The caller's role may not do this.",
+    404: "No such engagement in the caller's firm.",
+    409: "A domain rule was broken, or another writer saved first (see current_version).",
+    412: "If-Match named a version that is no longer current.",
+    413: "The body is too large.",
+    415: "The body must be application/json.",
+    422: "Validation failed (per-field messages), or an Idempotency-Key reused with another body.",
+}
+
+
+def _document_errors(*statuses: int) -> Callable[[Any], Any]:
+    def decorate(view: Any) -> Any:
+        for status in statuses:
+            view = blp.alt_response(
+                status,
+                schema=ProblemSchema,
+                description=_ERRORS[status],
+                content_type="application/problem+json",
+            )(view)
+        return view
+
+    return decorate
+
+
+def _services() -> Any:
+    return current_app.extensions["coachlog"]
+
+
+def _engagements() -> Engagements:
+    engagements: Engagements = _services().engagements
+    return engagements
+
+
+def _etag(version: int) -> str:
+    return f'"{version}"'
+
+
+def _json(schema: Schema, data: Any, status: int, headers: dict[str, str]) -> StoredResponse:
+    return StoredResponse(status=status, headers=headers, body=schema.dump(data))
+
+
+def _to_response(stored: StoredResponse, *, replayed: bool = False) -> Response:
+    response = flask.jsonify(stored.body)
+    response.status_code = stored.status
+    for name, value in stored.headers.items():
+        response.headers[name] = value
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
+def _expected_version() -> int | None:
+    header = request.headers.get("If-Match")
+    if header is None or header.strip() == "*":
+        return None
+    match = _ETAG.match(header)
+    if match is None:
+        flask.abort(
+            problem(
+                400,
+                "Malformed If-Match",
+                'If-Match must be an ETag such as "7".',
+                code="malformed_if_match",
+            )
+        )
+    return int(match.group(1))
+
+
+def _context(body: dict[str, Any], correlation_id: UUID) -> CommandContext:
+    principal = current_principal()
+    return CommandContext(
+        actor_id=principal.user_id,
+        actor_role=principal.role,
+        firm_id=principal.firm_id,
+        correlation_id=correlation_id,
+        causation_id=body.pop("causation_id", None),
+        occurred_at=body.pop("occurred_at", None),
+    )
+
+
+def _already_applied(engagement_id: UUID, correlation_id: UUID) -> bool:
+    firm_id = current_principal().firm_id
+    try:
+        history = _engagements().history(firm_id, engagement_id)
+    except EngagementNotFound:
+        return False
+    return any(e.metadata["correlation_id"] == correlation_id for e in history)
+
+
+def _idempotent(
+    engagement_id: UUID | None,
+    run: Callable[[UUID], StoredResponse],
+    recover: Callable[[], StoredResponse],
+) -> Response:
+    """Run ``run`` at most once per Idempotency-Key; replay its answer on retries."""
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        header = request.headers.get("X-Correlation-Id", "")
+        try:
+            correlation_id = UUID(header) if header else uuid.uuid4()
+        except ValueError:
+            correlation_id = uuid.uuid4()
+        return _to_response(run(correlation_id))
+    if not 1 <= len(key) <= 200:
+        return problem(
+            422,
+            "Validation failed",
+            "Idempotency-Key must be 1-200 characters.",
+            code="invalid_idempotency_key",
+        )
+    firm_id = current_principal().firm_id
+    store: IdempotencyStore = _services().idempotency
+    claim = store.claim(firm_id, key, fingerprint(request.method, request.path, request.get_data()))
+    if claim.state == "replay" and claim.response is not None:
+        return _to_response(claim.response, replayed=True)
+    if claim.state == "mismatch":
+        return problem(
+            422,
+            "Idempotency-Key reused",
+            "This Idempotency-Key was used with a different request.",
+            code="idempotency_key_reused",
+        )
+    if claim.state == "in_flight":
+        return problem(
+            409,
+            "Request in progress",
+            "A request with this Idempotency-Key is still being processed.",
+            code="idempotency_key_in_flight",
+            headers={"Retry-After": "1"},
+        )
+    correlation_id = correlation_for(firm_id, key)
+    if (
+        claim.state == "abandoned"
+        and engagement_id
+        and _already_applied(engagement_id, correlation_id)
+    ):
+        stored = recover()
+        store.complete(firm_id, key, stored)
+        return _to_response(stored)
+    try:
+        stored = run(correlation_id)
+    except Exception as error:
+        # A refused command wrote nothing. A client error is the answer to this key; a
+        # server-side failure is not, so the key is released for a retry.
+        response = current_app.make_response(current_app.handle_user_exception(error))
+        if 400 <= response.status_code < 500 and response.status_code not in (409, 412):
+            store.complete(
+                firm_id,
+                key,
+                StoredResponse(
+                    response.status_code,
+                    {k: v for k, v in response.headers.items() if k in ("ETag", "Content-Type")},
+                    response.get_json(force=True, silent=True) or {},
+                ),
+            )
+        else:
+            store.release(firm_id, key)
+        return response
+    store.complete(firm_id, key, stored)
+    return _to_response(stored)
+
+
+def _result(result: CommandResult, status: int = 200) -> StoredResponse:
+    headers = {"ETag": _etag(result.version)}
+    if status == 201:
+        headers["Location"] = f"/engagements/{result.engagement_id}"
+    data = {
+        "engagement_id": result.engagement_id,
+        "version": result.version,
+        "result": None if result.result is None else str(result.result),
+    }
+    return _json(CommandResultSchema(), data, status, headers)
+
+
+def _current(engagement_id: UUID, status: int = 200) -> StoredResponse:
+    engagement = _engagements().get(current_principal().firm_id, engagement_id)
+    return _result(CommandResult(engagement_id, engagement.version), status)
+
+
+@blp.before_request
+def _require_json() -> Response | None:
+    if request.method == "POST" and not request.is_json:
+        return problem(
+            415,
+            "Unsupported media type",
+            "Send the body as application/json.",
+            code="unsupported_media_type",
+        )
+    return None
+
+
+@blp.route("")
+class EngagementCollection(MethodView):
+    @blp.arguments(OpenEngagementRequest)
+    @blp.response(201, CommandResultSchema, description="Opened; Location names it.")
+    @_document_errors(400, 401, 403, 409, 413, 415, 422)
+    @blp.doc(tags=["lifecycle"], summary="Open an engagement")
+    def post(self, body: dict[str, Any]) -> Response:
+        """Open an engagement in the caller's firm (the only command that creates one)."""
+        key = request.headers.get("Idempotency-Key")
+        if body.get("engagement_id") is None and key is not None:
+            body["engagement_id"] = correlation_for(current_principal().firm_id, key)
+        engagement_id: UUID | None = body.get("engagement_id")
+
+        def run(correlation_id: UUID) -> StoredResponse:
+            ctx = _context(body, correlation_id)
+            try:
+                result = _engagements().open_engagement(ctx, OpenEngagement(**body))
+            except EngagementAlreadyExists:
+                if engagement_id and _already_applied(engagement_id, correlation_id):
+                    return _current(engagement_id, 201)
+                raise
+            return _result(result, 201)
+
+        def recover() -> StoredResponse:
+            assert engagement_id is not None  # recovery needs a known id
+            return _current(engagement_id, 201)
+
+        return _idempotent(engagement_id, run, recover)
+
+
+def _command_view(command_type: type[Command], schema: type[Schema]) -> Callable[..., Response]:
+    def view(body: dict[str, Any], engagement_id: UUID) -> Response:
+        def run(correlation_id: UUID) -> StoredResponse:
+            fields = dict(body)
+            ctx = _context(fields, correlation_id)
+            command = command_type(engagement_id=engagement_id, **fields)
+            return _result(_engagements().execute(ctx, command, _expected_version()))
+
+        return _idempotent(engagement_id, run, lambda: _current(engagement_id))
+
+    view.__name__ = f"post_{command_type.METHOD}"
+    view.__doc__ = (command_type.__doc__ or "").strip()
+    return view
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "-", name).lower()
+
+
+def _pillar(command_type: type[Command]) -> str:
+    method = getattr(Engagement, command_type.METHOD)
+    return str(method.__module__).rsplit(".", 1)[-1]
+
+
+for _command_type, _schema in COMMAND_SCHEMAS.items():
+    _method = getattr(Engagement, _command_type.METHOD)
+    _summary = (_method.__doc__ or _command_type.__name__).strip().splitlines()[0]
+    _view = _command_view(_command_type, _schema)
+    _view = _document_errors(400, 401, 403, 404, 409, 412, 413, 415, 422)(_view)
+    _view = blp.response(
+        200, CommandResultSchema, description="Recorded; ETag is the new version."
+    )(_view)
+    _view = blp.arguments(_schema)(_view)
+    _view = blp.doc(
+        tags=[_pillar(_command_type)], summary=_summary, operationId=_command_type.METHOD
+    )(_view)
+    blp.route(
+        f"/<uuid:engagement_id>/{_slug(_command_type.__name__)}",
+        methods=["POST"],
+        endpoint=_command_type.METHOD,
+    )(_view)
+
+
+@blp.route("/<uuid:engagement_id>")
+class EngagementResource(MethodView):
+    @blp.arguments(StateQuerySchema, location="query")
+    @blp.response(200, EngagementStateSchema, description="The state; ETag is its version.")
+    @_document_errors(401, 403, 404, 422)
+    @blp.doc(tags=["queries"], summary="Read an engagement now or in the past")
+    def get(self, query: dict[str, Any], engagement_id: UUID) -> Response:
+        """Return the engagement now, at a version, as recorded at a time, or as it stood
+        in the world at an occurred time (at most one of the three)."""
+        chosen = [k for k in ("version", "recorded_at", "occurred_at") if query.get(k) is not None]
+        if len(chosen) > 1:
+            return problem(
+                422,
+                "Validation failed",
+                "Choose at most one of version, recorded_at and occurred_at.",
+                code="validation_failed",
+                errors={k: ["Only one time selector at a time."] for k in chosen},
+            )
+        firm_id = current_principal().firm_id
+        app = _engagements()
+        if "version" in chosen:
+            engagement = app.get(firm_id, engagement_id, version=query["version"])
+        elif "recorded_at" in chosen:
+            engagement = app.get_as_recorded_at(firm_id, engagement_id, query["recorded_at"])
+        elif "occurred_at" in chosen:
+            engagement = app.get_as_occurred_by(firm_id, engagement_id, query["occurred_at"])
+        else:
+            engagement = app.get(firm_id, engagement_id)
+        stored = _json(
+            EngagementStateSchema(), engagement.as_dict(), 200, {"ETag": _etag(engagement.version)}
+        )
+        return _to_response(stored)
+
+
+@blp.route("/<uuid:engagement_id>/history")
+class EngagementHistory(MethodView):
+    @blp.response(200, HistorySchema, description="Every event, oldest first.")
+    @_document_errors(401, 403, 404)
+    @blp.doc(tags=["queries"], summary="The full history (audit view)")
+    def get(self, engagement_id: UUID) -> Response:
+        """Return every event with version, type, occurred and recorded time, actor and
+        payload."""
+        entries = _engagements().history(current_principal().firm_id, engagement_id)
+        data = {
+            "engagement_id": engagement_id,
+            "version": entries[-1].version,
+            "events": [e.__dict__ for e in entries],
+        }
+        stored = _json(HistorySchema(), data, 200, {"ETag": _etag(entries[-1].version)})
+        return _to_response(stored)

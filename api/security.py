@@ -1,0 +1,57 @@
+"""Bearer-token authentication: every request but health and docs names its caller."""
+
+from __future__ import annotations
+
+from flask import Flask, Response, current_app, g, request
+
+from api.accounts import Accounts, Principal
+from api.problems import problem
+
+#: Paths anyone may read: probes, the OpenAPI document and the interactive docs.
+PUBLIC_PREFIXES = ("/healthz", "/readyz", "/openapi.json", "/docs")
+
+#: Roles that may run commands (finer rules per engagement come with authorization).
+WRITER_ROLES = frozenset({"firm_admin", "coach"})
+
+
+def current_principal() -> Principal:
+    """The authenticated caller of this request."""
+    principal: Principal = g.principal
+    return principal
+
+
+def _authenticate() -> Response | None:
+    if request.path.startswith(PUBLIC_PREFIXES) or request.method == "OPTIONS":
+        return None
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    challenge = {"WWW-Authenticate": 'Bearer realm="coachlog"'}
+    if scheme.lower() != "bearer" or not token.strip():
+        return problem(
+            401,
+            "Unauthorized",
+            "Send 'Authorization: Bearer <token>'.",
+            code="missing_token",
+            headers=challenge,
+        )
+    accounts: Accounts = current_app.extensions["coachlog"].accounts
+    principal = accounts.authenticate(token.strip())
+    if principal is None:
+        return problem(
+            401,
+            "Unauthorized",
+            "The token is unknown or revoked.",
+            code="invalid_token",
+            headers=challenge,
+        )
+    if request.method in ("POST", "PUT", "PATCH", "DELETE") and principal.role not in WRITER_ROLES:
+        return problem(
+            403, "Forbidden", f"A {principal.role} may not change engagements.", code="forbidden"
+        )
+    g.principal = principal
+    return None
+
+
+def register(app: Flask) -> None:
+    """Authenticate every request before its view runs."""
+    app.before_request(_authenticate)

@@ -1,0 +1,176 @@
+"""One small SQL access layer over SQLite (embedded) and PostgreSQL (production).
+
+Read-model stores and the API's own tables (tokens, idempotency keys) write their SQL
+once, with ``%s`` placeholders; on SQLite they are rewritten to ``?``. Each
+``transaction()`` commits on success and rolls back on any error.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, Protocol
+
+import psycopg
+from psycopg import sql
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+
+class DatabaseUnavailable(Exception):
+    """The database did not answer (down, restarting, or unreachable)."""
+
+
+class Cursor(Protocol):
+    """What stores may do inside a transaction."""
+
+    def execute(self, query: str, params: Sequence[Any] = ()) -> Any: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+    @property
+    def rowcount(self) -> int: ...
+
+
+class _SqliteCursor:
+    def __init__(self, cursor: sqlite3.Cursor) -> None:
+        self._cursor = cursor
+
+    def execute(self, query: str, params: Sequence[Any] = ()) -> Any:
+        return self._cursor.execute(query.replace("%s", "?"), tuple(params))
+
+    def fetchone(self) -> Any:
+        return self._cursor.fetchone()
+
+    def fetchall(self) -> list[Any]:
+        return self._cursor.fetchall()
+
+    @property
+    def rowcount(self) -> int:
+        return self._cursor.rowcount
+
+
+class Database:
+    """A connection source for one database, SQLite or PostgreSQL."""
+
+    dialect: str
+
+    @contextmanager
+    def transaction(self) -> Iterator[Cursor]:
+        """Yield a cursor in a transaction that commits when the block succeeds."""
+        raise NotImplementedError
+        yield  # pragma: no cover
+
+    def ping(self) -> None:
+        """Raise DatabaseUnavailable unless the database answers a trivial query."""
+        try:
+            with self.transaction() as cursor:
+                cursor.execute("SELECT 1")
+        except DatabaseUnavailable:
+            raise
+        except (sqlite3.Error, psycopg.Error) as error:
+            raise DatabaseUnavailable(str(error)) from error
+
+    def run_script(self, statements: Sequence[str]) -> None:
+        """Run DDL statements (idempotent CREATE ... IF NOT EXISTS) in one transaction."""
+        with self.transaction() as cursor:
+            for statement in statements:
+                cursor.execute(statement)
+
+    def close(self) -> None:
+        """Release connections."""
+
+
+class SqliteDatabase(Database):
+    """SQLite, one short-lived connection per transaction (safe across threads)."""
+
+    dialect = "sqlite"
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        with self._connect() as conn:
+            conn.execute("PRAGMA journal_mode=WAL")
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        conn.execute("PRAGMA busy_timeout = 30000")
+        return conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[Cursor]:
+        conn = self._connect()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            yield _SqliteCursor(conn.cursor())
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        finally:
+            conn.close()
+
+
+class PostgresDatabase(Database):
+    """PostgreSQL through a small psycopg pool; ``schema`` goes first on the search path."""
+
+    dialect = "postgres"
+
+    def __init__(
+        self,
+        conninfo: str,
+        schema: str | None = None,
+        *,
+        min_size: int = 1,
+        max_size: int = 8,
+        timeout: float = 5.0,
+    ) -> None:
+        kwargs: dict[str, Any] = {"connect_timeout": 5}
+        if schema:
+            kwargs["options"] = f"-c search_path={schema},public"
+        self.schema = schema
+        self.timeout = timeout
+        self.pool = ConnectionPool(
+            conninfo,
+            kwargs=kwargs,
+            min_size=min_size,
+            max_size=max_size,
+            open=False,
+            check=ConnectionPool.check_connection,
+            name="coachlog",
+        )
+        self.pool.open(wait=False)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Cursor]:
+        try:
+            conn_cm = self.pool.connection(timeout=self.timeout)
+            conn = conn_cm.__enter__()
+        except (psycopg.OperationalError, PoolTimeout) as error:
+            raise DatabaseUnavailable(str(error)) from error
+        try:
+            with conn.transaction(), conn.cursor() as cursor:
+                yield cursor
+        except psycopg.OperationalError as error:
+            conn_cm.__exit__(type(error), error, error.__traceback__)
+            raise DatabaseUnavailable(str(error)) from error
+        except BaseException as error:
+            conn_cm.__exit__(type(error), error, error.__traceback__)
+            raise
+        else:
+            conn_cm.__exit__(None, None, None)
+
+    def create_schema(self) -> None:
+        """Create the configured schema if it does not exist."""
+        if self.schema:
+            with self.transaction() as cursor:
+                cursor.execute(
+                    sql.SQL("CREATE SCHEMA IF NOT EXISTS {}")
+                    .format(sql.Identifier(self.schema))
+                    .as_string()
+                )
+
+    def close(self) -> None:
+        self.pool.close()
