@@ -16,10 +16,14 @@ from werkzeug.wrappers import Response
 
 from api import health, problems, security
 from api.accounts import Accounts
+from api.dashboards import blp as dashboards_blp
 from api.engagements import blp as engagements_blp
 from api.idempotency import IdempotencyStore
 from domain.application import Engagements
 from projections.database import Database
+from projections.queries import Dashboards
+from projections.runner import ProjectionRunner
+from projections.store import ProgressStore
 
 #: Largest request body accepted (413 above it).
 MAX_BODY_BYTES = 256 * 1024
@@ -33,14 +37,27 @@ class Services:
     db: Database
     accounts: Accounts
     idempotency: IdempotencyStore
+    progress: ProgressStore
+    dashboards: Dashboards
+    runner: ProjectionRunner | None = None
 
     def create_tables(self) -> None:
-        """Create the API's tables if they are missing."""
+        """Create the API's and the read models' tables if they are missing."""
         self.accounts.create_tables()
         self.idempotency.create_tables()
+        self.progress.create_tables()
+
+    def start_projections(self) -> ProjectionRunner:
+        """Fold the event store into the read models in a background thread."""
+        if self.runner is None:
+            self.runner = ProjectionRunner(self.engagements, self.progress)
+            self.runner.start()
+        return self.runner
 
     def close(self) -> None:
-        """Close the event store and the database pool."""
+        """Stop the in-process projections, close the event store and the pool."""
+        if self.runner is not None:
+            self.runner.stop()
         self.engagements.close()
         self.db.close()
 
@@ -101,4 +118,5 @@ def create_app(services: Services, config: dict[str, Any] | None = None) -> Flas
 
     api = CoachlogApi(app)
     api.register_blueprint(engagements_blp)
+    api.register_blueprint(dashboards_blp)
     return app

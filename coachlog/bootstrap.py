@@ -10,6 +10,8 @@ from api.idempotency import IdempotencyStore
 from coachlog.settings import Settings
 from domain.application import Engagements
 from projections.database import Database, PostgresDatabase, SqliteDatabase
+from projections.queries import Dashboards
+from projections.store import ProgressStore
 
 
 def _libpq_url(url: str) -> str:
@@ -37,11 +39,15 @@ def bootstrap_services(settings: Settings | None = None) -> Services:
     """Return everything the API needs, with the API's tables created."""
     settings = settings or Settings.from_env()
     db = database(settings)
+    engagements = Engagements(env=settings.eventsourcing_env())
+    progress = ProgressStore(db)
     services = Services(
-        engagements=Engagements(env=settings.eventsourcing_env()),
+        engagements=engagements,
         db=db,
         accounts=Accounts(db),
         idempotency=IdempotencyStore(db),
+        progress=progress,
+        dashboards=Dashboards(progress, lambda: engagements.recorder.max_notification_id() or 0),
     )
     services.create_tables()
     return services

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import threading
 from datetime import UTC, datetime
 from uuid import UUID
 
@@ -18,6 +20,9 @@ from domain.application import Engagements
 from domain.errors import DomainError
 from domain.lifecycle import EngagementOpened
 from domain.values import Role
+from projections.rebuild import rebuild
+from projections.runner import ProjectionRunner
+from projections.store import NAME as PROGRESS
 
 
 @click.group()
@@ -28,10 +33,16 @@ from domain.values import Role
     show_default=True,
     help="sqlite:///file.db (embedded) or postgresql://user@host:port/dbname.",
 )
+@click.option(
+    "--database-schema",
+    envvar="COACHLOG_DATABASE_SCHEMA",
+    default=None,
+    help="PostgreSQL schema for every coachlog table (default: public).",
+)
 @click.pass_context
-def main(context: click.Context, database_url: str) -> None:
+def main(context: click.Context, database_url: str, database_schema: str | None) -> None:
     """coachlog: event-sourced records of career-coaching engagements."""
-    context.obj = Settings(database_url=database_url)
+    context.obj = Settings(database_url=database_url, database_schema=database_schema or None)
 
 
 def _app(context: click.Context) -> Engagements:
@@ -271,8 +282,20 @@ def _prepare_demo(context: click.Context) -> str:
     help="gunicorn workers (default: 1 on SQLite, more on PostgreSQL).",
 )
 @click.option("--demo", is_flag=True, help="Seed a demo firm first and print a token for it.")
+@click.option(
+    "--projections/--no-projections",
+    default=None,
+    help="Run the read-model projections in-process (default: on SQLite only).",
+)
 @click.pass_context
-def serve(context: click.Context, host: str, port: int, workers: int | None, demo: bool) -> None:
+def serve(
+    context: click.Context,
+    host: str,
+    port: int,
+    workers: int | None,
+    demo: bool,
+    projections: bool | None,
+) -> None:
     """Serve the HTTP API (docs at /docs) under gunicorn."""
     settings: Settings = context.obj
     if workers and workers > 1 and not settings.is_postgres:
@@ -287,4 +310,77 @@ def serve(context: click.Context, host: str, port: int, workers: int | None, dem
             f"  curl -H 'Authorization: Bearer {token}' http://{host}:{port}/engagements/..."
         )
         click.echo("")
-    serve_api(settings, host, port, workers)
+    serve_api(settings, host, port, workers, projections)
+
+
+# -- projections ------------------------------------------------------------------------
+
+
+@main.group("projections")
+def projections_group() -> None:
+    """Manage read models."""
+
+
+@projections_group.command("rebuild")
+@click.argument("name", type=click.Choice([PROGRESS]))
+@click.option("--no-switch", is_flag=True, help="Build and compare, but keep the live one.")
+@click.pass_context
+def projections_rebuild(context: click.Context, name: str, no_switch: bool) -> None:
+    """Rebuild a read model from the event store beside the live one, compare, switch."""
+    services, _ = _accounts(context)
+    try:
+        total = services.engagements.recorder.max_notification_id() or 0
+        with click.progressbar(length=total, label=f"Rebuilding {name}") as bar:
+            report = rebuild(
+                services.engagements, services.progress, switch=not no_switch, progress=bar.update
+            )
+    finally:
+        services.close()
+    verb = "Resumed" if report.resumed else "Built"
+    click.echo(
+        f"{verb} generation {report.new_generation} at position {report.position} "
+        f"({report.events_folded} events folded now)."
+    )
+    if report.differences:
+        click.echo(
+            f"{len(report.differences)} difference(s) from generation {report.old_generation}:"
+        )
+        for line in report.differences:
+            click.echo(f"  {line}")
+    else:
+        click.echo(f"No differences from generation {report.old_generation}.")
+    if report.switched:
+        click.echo(
+            f"Readers now use generation {report.new_generation}; "
+            f"generation {report.old_generation} was dropped."
+        )
+
+
+@main.command()
+@click.option(
+    "--source",
+    type=click.Choice(["store"]),
+    default="store",
+    show_default=True,
+    help="Where events come from (the event store's notification log).",
+)
+@click.pass_context
+def project(context: click.Context, source: str) -> None:
+    """Run the projections as a process of their own, until SIGTERM or Ctrl-C."""
+    services, _ = _accounts(context)
+    runner = ProjectionRunner(services.engagements, services.progress)
+    stopping = threading.Event()
+
+    def stop(signum: int, frame: object) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    runner.start()
+    click.echo(f"Projecting from the {source}; stop with SIGTERM or Ctrl-C.")
+    try:
+        stopping.wait()
+    finally:
+        runner.stop()
+        services.close()
+    click.echo("Stopped.")

@@ -14,16 +14,25 @@ from coachlog.settings import Settings
 
 
 def create_wsgi() -> Flask:
-    """The WSGI app for gunicorn: ``gunicorn 'coachlog.server:create_wsgi()'``."""
-    return create_app(bootstrap_services(Settings.from_env()))
+    """The WSGI app for gunicorn: ``gunicorn 'coachlog.server:create_wsgi()'``.
+
+    Projections run elsewhere (``coachlog project``) unless COACHLOG_IN_PROCESS_PROJECTIONS
+    is set; on SQLite they always run in-process.
+    """
+    settings = Settings.from_env()
+    services = bootstrap_services(settings)
+    if not settings.is_postgres or os.environ.get("COACHLOG_IN_PROCESS_PROJECTIONS"):
+        services.start_projections()
+    return create_app(services)
 
 
 class Server(BaseApplication):
     """gunicorn, configured in code; the app is built in each worker after the fork."""
 
-    def __init__(self, settings: Settings, options: dict[str, Any]) -> None:
+    def __init__(self, settings: Settings, options: dict[str, Any], projections: bool) -> None:
         self.settings = settings
         self.options = options
+        self.projections = projections
         super().__init__()
 
     def load_config(self) -> None:
@@ -31,11 +40,25 @@ class Server(BaseApplication):
             self.cfg.set(key, value)
 
     def load(self) -> Flask:
-        return create_app(bootstrap_services(self.settings))
+        services = bootstrap_services(self.settings)
+        if self.projections:
+            services.start_projections()
+        return create_app(services)
 
 
-def serve(settings: Settings, host: str, port: int, workers: int | None = None) -> None:
-    """Serve the API until interrupted (SIGTERM/SIGINT stop it gracefully)."""
+def serve(
+    settings: Settings,
+    host: str,
+    port: int,
+    workers: int | None = None,
+    projections: bool | None = None,
+) -> None:
+    """Serve the API until interrupted (SIGTERM/SIGINT stop it gracefully).
+
+    ``projections`` runs the read-model runner in each worker (default: on SQLite).
+    """
+    if projections is None:
+        projections = not settings.is_postgres
     if workers is None:
         workers = min(4, 2 * (os.cpu_count() or 1) + 1) if settings.is_postgres else 1
     Server(
@@ -53,4 +76,5 @@ def serve(settings: Settings, host: str, port: int, workers: int | None = None) 
             # One control socket per user would clash between several servers on a host.
             "control_socket_disable": True,
         },
+        projections,
     ).run()

@@ -1,0 +1,363 @@
+"""The engagement progress fold: events in, one progress document per engagement out.
+
+Pure: a handler per event type mutates a plain-JSON document (strings for money and
+times) and nothing else — no aggregates, no I/O. Every dashboard (engagement, lists,
+coach portfolio, firm overview, sponsor report, ROI) is computed from these documents.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from functools import singledispatch
+from typing import Any
+
+from domain import accountability as acc
+from domain import assessment as asm
+from domain import billing as bil
+from domain import goals as gls
+from domain import lifecycle as lif
+from domain import outcomes as out
+from domain import privacy as prv
+from domain import sessions as ses
+from domain import skills as skl
+from domain import support as sup
+from domain.event import EngagementEvent
+
+Doc = dict[str, Any]
+
+
+def new_document(event: lif.EngagementOpened) -> Doc:
+    """The progress document of a just-opened engagement."""
+    return {
+        "engagement_id": str(event.originator_id),
+        "firm_id": event.firm_id,
+        "client_id": event.client_id,
+        "coach_id": event.coach_id,
+        "sponsor_id": event.sponsor_id,
+        "segment": event.segment,
+        "delivery": event.delivery,
+        "currency": event.currency,
+        "fee_per_session": str(event.fee_per_session),
+        "planned_sessions": event.planned_sessions,
+        "cadence_days": event.cadence_days,
+        "status": "active",
+        "opened_at": event.occurred_at.isoformat(),
+        "closed_at": None,
+        "close_reason": None,
+        "sponsor_may_see": [],
+        "consents": [],
+        "erased": False,
+        "sessions": {},
+        "held_at": [],
+        "goals": {},
+        "first_milestone_at": None,
+        "commitments": {},
+        "wellbeing": [],
+        "assessments": 0,
+        "skills": {},
+        "outcomes": {},
+        "intangibles": [],
+        "reactions": [],
+        "invoices": {},
+        "costs": {},
+        "version": event.originator_version,
+        "last_event_at": event.occurred_at.isoformat(),
+    }
+
+
+def fold(doc: Doc | None, event: EngagementEvent) -> Doc | None:
+    """Apply one event to an engagement's document (None before it was opened)."""
+    if isinstance(event, lif.EngagementOpened):
+        doc = new_document(event)
+    elif doc is None:
+        return None  # an engagement this projection never saw open: nothing to add to
+    elif event.originator_version <= doc["version"]:
+        return doc  # already applied (a replayed duplicate)
+    else:
+        apply(event, doc)
+    doc["version"] = event.originator_version
+    doc["last_event_at"] = max(doc["last_event_at"], event.occurred_at.isoformat())
+    return doc
+
+
+@singledispatch
+def apply(event: EngagementEvent, doc: Doc) -> None:
+    """Events this read model does not use change nothing (values, strengths, ...)."""
+
+
+def _at(event: EngagementEvent) -> str:
+    return event.occurred_at.isoformat()
+
+
+# -- lifecycle --------------------------------------------------------------------------
+
+
+@apply.register
+def _(event: lif.AgreementSigned, doc: Doc) -> None:
+    doc["sponsor_may_see"] = list(event.sponsor_may_see)
+
+
+@apply.register
+def _(event: lif.EngagementPaused, doc: Doc) -> None:
+    doc["status"] = "paused"
+
+
+@apply.register
+def _(event: lif.EngagementResumed, doc: Doc) -> None:
+    doc["status"] = "active"
+
+
+@apply.register
+def _(event: lif.CoachReassigned, doc: Doc) -> None:
+    doc["coach_id"] = event.to_coach_id
+
+
+@apply.register
+def _(event: lif.EngagementClosed, doc: Doc) -> None:
+    doc["status"] = "closed"
+    doc["closed_at"] = _at(event)
+    doc["close_reason"] = event.close_reason
+
+
+@apply.register
+def _(event: lif.EngagementReopened, doc: Doc) -> None:
+    doc["status"] = "active"
+    doc["closed_at"] = None
+    doc["close_reason"] = None
+
+
+# -- sessions ---------------------------------------------------------------------------
+
+
+@apply.register
+def _(event: ses.SessionScheduled, doc: Doc) -> None:
+    doc["sessions"][event.session_id] = {
+        "status": "scheduled",
+        "scheduled_for": event.scheduled_for.isoformat(),
+        "late": False,
+    }
+
+
+@apply.register
+def _(event: ses.SessionRescheduled, doc: Doc) -> None:
+    doc["sessions"][event.session_id]["scheduled_for"] = event.scheduled_for.isoformat()
+
+
+@apply.register
+def _(event: ses.SessionCancelled, doc: Doc) -> None:
+    session = doc["sessions"][event.session_id]
+    session["status"] = "cancelled"
+    session["late"] = event.late
+
+
+@apply.register
+def _(event: ses.SessionHeld, doc: Doc) -> None:
+    doc["sessions"][event.session_id]["status"] = "held"
+    doc["held_at"] = sorted([*doc["held_at"], _at(event)])
+
+
+@apply.register
+def _(event: ses.SessionNoShow, doc: Doc) -> None:
+    doc["sessions"][event.session_id]["status"] = "no_show"
+
+
+# -- assessment and skills --------------------------------------------------------------
+
+
+@apply.register
+def _(event: asm.AssessmentCompleted, doc: Doc) -> None:
+    doc["assessments"] += 1
+
+
+@apply.register
+def _(event: skl.SkillFocusStarted, doc: Doc) -> None:
+    doc["skills"][event.area] = {"baseline": event.baseline, "current": event.baseline}
+
+
+@apply.register
+def _(event: skl.SkillReassessed, doc: Doc) -> None:
+    doc["skills"][event.area]["current"] = event.after
+
+
+# -- goals ------------------------------------------------------------------------------
+
+
+@apply.register
+def _(event: gls.GoalSet, doc: Doc) -> None:
+    doc["goals"][event.goal_id] = {
+        "title": event.title,
+        "weight": event.weight,
+        "target_date": event.target_date.isoformat(),
+        "status": "open",
+        "score": None,
+        "milestones": {},
+    }
+
+
+@apply.register
+def _(event: gls.GoalRevised, doc: Doc) -> None:
+    goal = doc["goals"][event.goal_id]
+    goal["title"] = event.title
+    goal["weight"] = event.weight
+    goal["target_date"] = event.target_date.isoformat()
+
+
+@apply.register
+def _(event: gls.GoalProgressRated, doc: Doc) -> None:
+    doc["goals"][event.goal_id]["score"] = event.score
+
+
+@apply.register
+def _(event: gls.GoalAchieved, doc: Doc) -> None:
+    doc["goals"][event.goal_id]["status"] = "achieved"
+
+
+@apply.register
+def _(event: gls.GoalAbandoned, doc: Doc) -> None:
+    doc["goals"][event.goal_id]["status"] = "abandoned"
+
+
+@apply.register
+def _(event: gls.MilestoneDefined, doc: Doc) -> None:
+    doc["goals"][event.goal_id]["milestones"][event.milestone_id] = {
+        "title": event.title,
+        "hit_at": None,
+    }
+
+
+@apply.register
+def _(event: gls.MilestoneHit, doc: Doc) -> None:
+    doc["goals"][event.goal_id]["milestones"][event.milestone_id]["hit_at"] = _at(event)
+    first = doc["first_milestone_at"]
+    if first is None or _at(event) < first:
+        doc["first_milestone_at"] = _at(event)
+
+
+# -- accountability and support ---------------------------------------------------------
+
+
+@apply.register
+def _(event: acc.CommitmentMade, doc: Doc) -> None:
+    doc["commitments"][event.commitment_id] = {
+        "title": event.title,
+        "due_date": event.due_date.isoformat(),
+        "status": "open",
+    }
+
+
+@apply.register
+def _(event: acc.CommitmentKept, doc: Doc) -> None:
+    doc["commitments"][event.commitment_id]["status"] = "kept"
+
+
+@apply.register
+def _(event: acc.CommitmentMissed, doc: Doc) -> None:
+    doc["commitments"][event.commitment_id]["status"] = "missed"
+
+
+@apply.register
+def _(event: acc.CommitmentRenegotiated, doc: Doc) -> None:
+    doc["commitments"][event.commitment_id]["due_date"] = event.new_due_date.isoformat()
+
+
+@apply.register
+def _(event: sup.WellbeingChecked, doc: Doc) -> None:
+    doc["wellbeing"].append(
+        {
+            "at": _at(event),
+            "confidence": event.confidence,
+            "stress": event.stress,
+            "motivation": event.motivation,
+            "imposter_feelings": event.imposter_feelings,
+        }
+    )
+
+
+# -- outcomes ---------------------------------------------------------------------------
+
+
+@apply.register
+def _(event: out.TangibleOutcomeReported, doc: Doc) -> None:
+    doc["outcomes"][event.outcome_id] = {
+        "kind": event.kind,
+        "annualized_value": str(event.annualized_value),
+        "attribution": str(event.attribution),
+        "confidence": str(event.confidence),
+        "source": event.source,
+        "verified": False,
+        "excluded": None,
+    }
+
+
+@apply.register
+def _(event: out.OutcomeVerified, doc: Doc) -> None:
+    doc["outcomes"][event.outcome_id]["verified"] = True
+
+
+@apply.register
+def _(event: out.OutcomeExcluded, doc: Doc) -> None:
+    doc["outcomes"][event.outcome_id]["excluded"] = event.exclusion
+
+
+@apply.register
+def _(event: out.IntangibleOutcomeReported, doc: Doc) -> None:
+    doc["intangibles"].append({"kind": event.kind, "before": event.before, "after": event.after})
+
+
+@apply.register
+def _(event: out.ReactionSurveyed, doc: Doc) -> None:
+    doc["reactions"].append({"satisfaction": event.satisfaction, "nps": event.nps})
+
+
+# -- cost -------------------------------------------------------------------------------
+
+
+@apply.register
+def _(event: bil.InvoiceIssued, doc: Doc) -> None:
+    doc["invoices"][event.invoice_id] = {
+        "amount": str(event.amount),
+        "paid": "0",
+        "voided": False,
+    }
+
+
+@apply.register
+def _(event: bil.PaymentReceived, doc: Doc) -> None:
+    invoice = doc["invoices"][event.invoice_id]
+    invoice["paid"] = str(Decimal(invoice["paid"]) + event.amount)
+
+
+@apply.register
+def _(event: bil.InvoiceVoided, doc: Doc) -> None:
+    doc["invoices"][event.invoice_id]["voided"] = True
+
+
+@apply.register
+def _(event: bil.CostRecorded, doc: Doc) -> None:
+    doc["costs"][event.cost_id] = {"category": event.category, "amount": str(event.amount)}
+
+
+# -- privacy ----------------------------------------------------------------------------
+
+
+@apply.register
+def _(event: prv.ConsentGranted, doc: Doc) -> None:
+    doc["consents"] = sorted({*doc["consents"], event.scope})
+
+
+@apply.register
+def _(event: prv.ConsentWithdrawn, doc: Doc) -> None:
+    doc["consents"] = [c for c in doc["consents"] if c != event.scope]
+
+
+@apply.register
+def _(event: prv.SubjectErased, doc: Doc) -> None:
+    # Figures stay; the free text this read model keeps (titles) goes.
+    doc["erased"] = True
+    doc["consents"] = []
+    for goal in doc["goals"].values():
+        goal["title"] = ""
+        for milestone in goal["milestones"].values():
+            milestone["title"] = ""
+    for commitment in doc["commitments"].values():
+        commitment["title"] = ""

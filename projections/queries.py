@@ -1,0 +1,391 @@
+"""Dashboard queries over the progress read model; every answer says how fresh it is."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from statistics import median
+from typing import Any
+
+from projections import metrics
+from projections.database import Cursor
+from projections.progress import Doc
+from projections.store import ProgressStore
+
+SORTS = {
+    "opened_at": "opened_at",
+    "last_session_at": "last_session_at",
+    "roi_pct": "roi_pct",
+    "status": "status",
+    "coach_id": "coach_id",
+}
+FILTERS = ("coach_id", "client_id", "sponsor_id", "status", "segment")
+
+
+class NotFound(Exception):
+    """No such engagement (or coach) in the caller's firm."""
+
+
+@dataclass(frozen=True)
+class Freshness:
+    """The log position and recorded time an answer reflects, and its lag to the head."""
+
+    position: int
+    recorded_at: str | None
+    head: int
+    lag: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "position": self.position,
+            "recorded_at": self.recorded_at,
+            "head": self.head,
+            "lag": self.lag,
+        }
+
+
+def engagement_summary(doc: Doc, now: datetime) -> dict[str, Any]:
+    """One line of a list: who, where it stands, and whether it is off track."""
+    counts = metrics.session_counts(doc)
+    roi = metrics.roi(doc)
+    return {
+        "engagement_id": doc["engagement_id"],
+        "client_id": doc["client_id"],
+        "coach_id": doc["coach_id"],
+        "sponsor_id": doc["sponsor_id"],
+        "segment": doc["segment"],
+        "delivery": doc["delivery"],
+        "status": doc["status"],
+        "opened_at": doc["opened_at"],
+        "closed_at": doc["closed_at"],
+        "sessions_held": counts["held"],
+        "sessions_planned": counts["planned"],
+        "days_since_last_session": metrics.days_since_last_session(doc, now.date()),
+        "off_track": metrics.is_off_track(doc, now),
+        "gas_t_score": _round(metrics.gas_t_score(doc["goals"].values())),
+        "follow_through": _round(metrics.follow_through(doc["commitments"].values())),
+        "roi_pct": roi["roi_pct"],
+        "version": doc["version"],
+    }
+
+
+def engagement_dashboard(doc: Doc, now: datetime) -> dict[str, Any]:
+    """Everything the engagement progress page shows."""
+    commitments = doc["commitments"]
+    today = now.date()
+    goals = [
+        {
+            "goal_id": goal_id,
+            "title": goal["title"],
+            "status": goal["status"],
+            "weight": goal["weight"],
+            "target_date": goal["target_date"],
+            "latest_score": goal["score"],
+            "milestones_defined": len(goal["milestones"]),
+            "milestones_hit": sum(1 for m in goal["milestones"].values() if m["hit_at"]),
+            "milestones": [{"milestone_id": k, **v} for k, v in goal["milestones"].items()],
+        }
+        for goal_id, goal in doc["goals"].items()
+    ]
+    overdue = [
+        {"commitment_id": k, "title": c["title"], "due_date": c["due_date"]}
+        for k, c in commitments.items()
+        if c["status"] == "open" and c["due_date"] < today.isoformat()
+    ]
+    return {
+        **engagement_summary(doc, now),
+        "firm_id": doc["firm_id"],
+        "currency": doc["currency"],
+        "cadence_days": doc["cadence_days"],
+        "sessions": metrics.session_counts(doc),
+        "held_at": doc["held_at"],
+        "cadence_adherence": _round(metrics.cadence_adherence(doc["held_at"], doc["cadence_days"])),
+        "goals": goals,
+        "time_to_first_milestone_days": metrics.time_to_first_milestone_days(doc),
+        "commitments": {
+            "open": sum(1 for c in commitments.values() if c["status"] == "open"),
+            "kept": sum(1 for c in commitments.values() if c["status"] == "kept"),
+            "missed": sum(1 for c in commitments.values() if c["status"] == "missed"),
+            "overdue": overdue,
+        },
+        "wellbeing": metrics.wellbeing_trend(doc["wellbeing"]),
+        "assessments_completed": doc["assessments"],
+        "skills": doc["skills"],
+        "money": metrics.money(doc),
+        "roi": metrics.roi(doc),
+        "reactions": doc["reactions"],
+        "consents": doc["consents"],
+    }
+
+
+def group_stats(docs: Sequence[Doc], now: datetime) -> dict[str, Any]:
+    """Portfolio figures over a set of engagements (a coach's, a segment's, a firm's)."""
+    by_status = {
+        s: sum(1 for d in docs if d["status"] == s) for s in ("active", "paused", "closed")
+    }
+    closed = [d for d in docs if d["status"] == "closed"]
+    completed = [d for d in closed if d["close_reason"] == "completed"]
+    lengths = [
+        (datetime.fromisoformat(d["closed_at"]) - datetime.fromisoformat(d["opened_at"])).days
+        for d in closed
+    ]
+    counts = [metrics.session_counts(d) for d in docs]
+    held = sum(c["held"] for c in counts)
+    no_show = sum(c["no_show"] for c in counts)
+    ended = held + no_show + sum(c["cancelled"] for c in counts)
+    late = sum(c["late_cancelled"] for c in counts)
+    latest_nps = [d["reactions"][-1]["nps"] for d in docs if d["reactions"]]
+    money = [metrics.money(d) for d in docs]
+    rois = [metrics.roi(d) for d in docs]
+    with_outcomes = [r for r in rois if r["outcomes_counted"] and r["roi_pct"] is not None]
+    benefit = sum((r["benefit"] for r in with_outcomes), Decimal(0))
+    cost = sum((r["cost"] for r in with_outcomes), Decimal(0))
+    return {
+        "engagements": len(docs),
+        **by_status,
+        "off_track": sum(1 for d in docs if metrics.is_off_track(d, now)),
+        "completion_rate": _round(len(completed) / len(closed)) if closed else None,
+        "median_length_days": median(lengths) if lengths else None,
+        "sessions_held": held,
+        "no_show_rate": _round(no_show / (held + no_show)) if held + no_show else None,
+        "late_cancel_rate": _round(late / ended) if ended else None,
+        "nps": metrics.nps(latest_nps),
+        "invoiced": sum((m["invoiced"] for m in money), Decimal(0)),
+        "paid": sum((m["paid"] for m in money), Decimal(0)),
+        "outstanding": sum((m["outstanding"] for m in money), Decimal(0)),
+        "roi": {
+            "engagements_with_outcomes": len(with_outcomes),
+            "roi_pct": _quartiles([float(r["roi_pct"]) for r in with_outcomes]),
+            "bcr": _quartiles([float(r["bcr"]) for r in with_outcomes]),
+            "benefit": benefit,
+            "cost": cost,
+            "pooled_roi_pct": None
+            if cost == 0
+            else ((benefit - cost) / cost * 100).quantize(Decimal("0.01")),
+        },
+    }
+
+
+def sponsor_report(doc: Doc, now: datetime) -> dict[str, Any]:
+    """What the sponsor may see: only sections both the agreement and consent allow."""
+    views = set(doc["sponsor_may_see"])
+    consents = set(doc["consents"])
+    report: dict[str, Any] = {
+        "engagement_id": doc["engagement_id"],
+        "sponsor_id": doc["sponsor_id"],
+        "status": doc["status"],
+        "opened_at": doc["opened_at"],
+        "closed_at": doc["closed_at"],
+    }
+    withheld: dict[str, str] = {}
+
+    def allow(section: str, consent: str | None) -> bool:
+        if section not in views:
+            withheld[section] = "not in the signed agreement"
+            return False
+        if consent is not None and consent not in consents:
+            withheld[section] = f"the client has not consented ({consent})"
+            return False
+        return True
+
+    if allow("attendance", None):
+        report["attendance"] = {
+            **metrics.session_counts(doc),
+            "cadence_adherence": _round(
+                metrics.cadence_adherence(doc["held_at"], doc["cadence_days"])
+            ),
+        }
+    if allow("goals", "share_goals_with_sponsor"):
+        show_milestones = allow("milestones", "share_goals_with_sponsor")
+        report["goals"] = [
+            {
+                "title": g["title"],
+                "status": g["status"],
+                "latest_score": g["score"],
+                **(
+                    {
+                        "milestones_hit": sum(1 for m in g["milestones"].values() if m["hit_at"]),
+                        "milestones_defined": len(g["milestones"]),
+                    }
+                    if show_milestones
+                    else {}
+                ),
+            }
+            for g in doc["goals"].values()
+        ]
+        report["gas_t_score"] = _round(metrics.gas_t_score(doc["goals"].values()))
+    else:
+        withheld.setdefault("milestones", withheld["goals"])
+    if allow("outcomes", "share_outcomes"):
+        report["outcomes"] = [
+            {
+                "kind": o["kind"],
+                "annualized_value": o["annualized_value"],
+                "verified": o["verified"],
+            }
+            for o in doc["outcomes"].values()
+            if o["excluded"] is None
+        ]
+    if allow("roi", "share_outcomes"):
+        report["roi"] = {k: v for k, v in metrics.roi(doc).items() if k != "intangibles"}
+    report["withheld"] = withheld
+    return report
+
+
+def _round(value: float | None, places: int = 4) -> float | None:
+    return None if value is None else round(value, places)
+
+
+def _quartiles(values: Sequence[float]) -> dict[str, Any] | None:
+    q = metrics.quartiles(values)
+    return (
+        None
+        if q is None
+        else {k: _round(v, 2) if isinstance(v, float) else v for k, v in q.items()}
+    )
+
+
+class Dashboards:
+    """Queries over the live generation of the progress read model."""
+
+    def __init__(self, store: ProgressStore, head: Callable[[], int]) -> None:
+        self.store = store
+        self.head = head
+
+    def _read(self, cur: Cursor) -> tuple[str, Freshness]:
+        generation = self.store.live_generation(cur)
+        tracking = self.store.tracking(generation, cur)
+        head = max(self.head(), tracking.position)
+        fresh = Freshness(tracking.position, tracking.recorded_at, head, head - tracking.position)
+        return self.store.table(generation), fresh
+
+    def _docs(
+        self, firm_id: str, where: str = "", params: Iterable[Any] = ()
+    ) -> tuple[list[Doc], Freshness]:
+        with self.store.db.transaction() as cur:
+            table, fresh = self._read(cur)
+            cur.execute(f"SELECT doc FROM {table} WHERE firm_id = %s{where}", (firm_id, *params))
+            return [json.loads(row[0]) for row in cur.fetchall()], fresh
+
+    def _doc(self, firm_id: str, engagement_id: str) -> tuple[Doc, Freshness]:
+        docs, fresh = self._docs(firm_id, " AND engagement_id = %s", (engagement_id,))
+        if not docs:
+            raise NotFound(f"engagement {engagement_id} not found (or not projected yet)")
+        return docs[0], fresh
+
+    def engagement(
+        self, firm_id: str, engagement_id: str, now: datetime
+    ) -> tuple[dict[str, Any], Freshness]:
+        """The engagement progress dashboard."""
+        doc, fresh = self._doc(firm_id, engagement_id)
+        return engagement_dashboard(doc, now), fresh
+
+    def sponsor(
+        self, firm_id: str, engagement_id: str, now: datetime
+    ) -> tuple[dict[str, Any], Freshness]:
+        """The sponsor report of one engagement."""
+        doc, fresh = self._doc(firm_id, engagement_id)
+        if doc["sponsor_id"] is None:
+            raise NotFound(f"engagement {engagement_id} has no sponsor")
+        return sponsor_report(doc, now), fresh
+
+    def list(
+        self,
+        firm_id: str,
+        now: datetime,
+        *,
+        filters: dict[str, str] | None = None,
+        off_track: bool | None = None,
+        sort: str = "opened_at",
+        descending: bool = True,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> tuple[dict[str, Any], Freshness]:
+        """A page of engagements, filtered and sorted, with the total that match."""
+        where, params = ["firm_id = %s"], [firm_id]
+        for name, value in (filters or {}).items():
+            if name not in FILTERS:
+                msg = f"cannot filter on {name}"
+                raise ValueError(msg)
+            where.append(f"{name} = %s")
+            params.append(value)
+        epoch = now.timestamp()
+        if off_track is True:
+            where.append("off_track_after IS NOT NULL AND off_track_after < %s")
+            params.append(epoch)  # type: ignore[arg-type]
+        elif off_track is False:
+            where.append("(off_track_after IS NULL OR off_track_after >= %s)")
+            params.append(epoch)  # type: ignore[arg-type]
+        column = SORTS[sort]
+        direction = "DESC" if descending else "ASC"
+        nulls = "NULLS LAST"
+        clause = " AND ".join(where)
+        with self.store.db.transaction() as cur:
+            table, fresh = self._read(cur)
+            cur.execute(f"SELECT COUNT(*) FROM {table} WHERE {clause}", params)
+            total = int(cur.fetchone()[0])
+            cur.execute(
+                f"SELECT doc FROM {table} WHERE {clause}"
+                f" ORDER BY {column} {direction} {nulls}, engagement_id LIMIT %s OFFSET %s",
+                (*params, limit, offset),
+            )
+            docs = [json.loads(row[0]) for row in cur.fetchall()]
+        page = {
+            "total": total,
+            "limit": limit,
+            "offset": offset,
+            "items": [engagement_summary(d, now) for d in docs],
+        }
+        return page, fresh
+
+    def coach(self, firm_id: str, coach_id: str, now: datetime) -> tuple[dict[str, Any], Freshness]:
+        """A coach's portfolio: figures, then engagements with off-track ones first."""
+        docs, fresh = self._docs(firm_id, " AND coach_id = %s", (coach_id,))
+        if not docs:
+            raise NotFound(f"coach {coach_id} has no engagements in this firm")
+        summaries = sorted(
+            (engagement_summary(d, now) for d in docs),
+            key=lambda s: (not s["off_track"], s["status"] != "active", s["opened_at"]),
+        )
+        return {"coach_id": coach_id, **group_stats(docs, now), "items": summaries}, fresh
+
+    def firm(self, firm_id: str, now: datetime) -> tuple[dict[str, Any], Freshness]:
+        """The firm overview: totals, then the same figures by coach and by segment."""
+        docs, fresh = self._docs(firm_id)
+        by_coach: dict[str, list[Doc]] = defaultdict(list)
+        by_segment: dict[str, list[Doc]] = defaultdict(list)
+        for doc in docs:
+            by_coach[doc["coach_id"]].append(doc)
+            by_segment[doc["segment"]].append(doc)
+        return {
+            "firm_id": firm_id,
+            **group_stats(docs, now),
+            "by_coach": {k: group_stats(v, now) for k, v in sorted(by_coach.items())},
+            "by_segment": {k: group_stats(v, now) for k, v in sorted(by_segment.items())},
+        }, fresh
+
+    def roi(self, firm_id: str, group_by: str) -> tuple[dict[str, Any], Freshness]:
+        """ROI per engagement, or its median and IQR per coach or per client segment."""
+        docs, fresh = self._docs(firm_id)
+        if group_by == "engagement":
+            rows = [
+                {
+                    "engagement_id": d["engagement_id"],
+                    "coach_id": d["coach_id"],
+                    "segment": d["segment"],
+                    **metrics.roi(d),
+                }
+                for d in sorted(docs, key=lambda d: d["engagement_id"])
+            ]
+            return {"group_by": group_by, "items": rows}, fresh
+        key = "coach_id" if group_by == "coach" else "segment"
+        groups: dict[str, list[Doc]] = defaultdict(list)
+        for doc in docs:
+            groups[doc[key]].append(doc)
+        now = datetime.now().astimezone()
+        items = [{key: k, **group_stats(v, now)["roi"]} for k, v in sorted(groups.items())]
+        return {"group_by": group_by, "items": items}, fresh

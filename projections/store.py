@@ -1,0 +1,272 @@
+"""The progress read model in SQL, in generations, with exactly-once tracking.
+
+Each generation is a table ``rm_progress_g<N>``; ``rm_generations`` names the live one,
+so a rebuild can fill a new generation beside it and switch readers in one
+transaction. A batch of events is folded and written together with the generation's
+tracking position in ONE transaction; the position is advanced by compare-and-set, so
+two runners can never apply the same event twice, and a crash anywhere leaves either
+the whole batch or none of it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from domain.event import EngagementEvent
+from projections import metrics
+from projections.database import Cursor, Database
+from projections.progress import Doc, fold
+
+NAME = "progress"
+
+_COLUMNS = (
+    "engagement_id",
+    "firm_id",
+    "coach_id",
+    "client_id",
+    "sponsor_id",
+    "segment",
+    "status",
+    "opened_at",
+    "closed_at",
+    "last_session_at",
+    "off_track_after",
+    "roi_pct",
+    "version",
+    "doc",
+)
+
+
+@dataclass(frozen=True)
+class Positioned:
+    """An event with its place in the log."""
+
+    position: int
+    event: EngagementEvent
+
+
+@dataclass(frozen=True)
+class Tracking:
+    """How far a generation has folded the log."""
+
+    position: int
+    recorded_at: str | None
+
+
+class StalePosition(Exception):
+    """Another runner advanced this generation first; the batch was not applied."""
+
+
+def _epoch(iso: str | None) -> float | None:
+    return None if iso is None else datetime.fromisoformat(iso).timestamp()
+
+
+def row_values(doc: Doc) -> tuple[Any, ...]:
+    """The indexed columns and the JSON document of one engagement."""
+    off_track = metrics.off_track_after(doc)
+    roi_pct = metrics.roi(doc)["roi_pct"]
+    return (
+        doc["engagement_id"],
+        doc["firm_id"],
+        doc["coach_id"],
+        doc["client_id"],
+        doc["sponsor_id"],
+        doc["segment"],
+        doc["status"],
+        _epoch(doc["opened_at"]),
+        _epoch(doc["closed_at"]),
+        _epoch(doc["held_at"][-1] if doc["held_at"] else None),
+        None if off_track is None else off_track.timestamp(),
+        None if roi_pct is None else float(roi_pct),
+        doc["version"],
+        json.dumps(doc, sort_keys=True, separators=(",", ":")),
+    )
+
+
+class ProgressStore:
+    """SQL tables of the progress read model."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    @staticmethod
+    def table(generation: int) -> str:
+        return f"rm_progress_g{int(generation)}"
+
+    @staticmethod
+    def tracking_name(generation: int) -> str:
+        return f"{NAME}_g{int(generation)}"
+
+    def create_tables(self) -> None:
+        """Create the bookkeeping tables and generation 1 if nothing exists yet."""
+        self.db.run_script(
+            [
+                "CREATE TABLE IF NOT EXISTS rm_generations (name TEXT PRIMARY KEY,"
+                " live INTEGER NOT NULL, building INTEGER)",
+                "CREATE TABLE IF NOT EXISTS rm_tracking (name TEXT PRIMARY KEY,"
+                " position BIGINT NOT NULL, recorded_at TEXT, updated_at DOUBLE PRECISION)",
+            ]
+        )
+        with self.db.transaction() as cur:
+            cur.execute(
+                "INSERT INTO rm_generations (name, live) VALUES (%s, 1) ON CONFLICT DO NOTHING",
+                (NAME,),
+            )
+        self.create_generation(1)
+
+    def create_generation(self, generation: int) -> None:
+        """Create a generation's table, indexes and tracking row (idempotent)."""
+        t = self.table(generation)
+        self.db.run_script(
+            [
+                f"CREATE TABLE IF NOT EXISTS {t} (engagement_id TEXT PRIMARY KEY,"
+                " firm_id TEXT NOT NULL, coach_id TEXT NOT NULL, client_id TEXT NOT NULL,"
+                " sponsor_id TEXT, segment TEXT NOT NULL, status TEXT NOT NULL,"
+                " opened_at DOUBLE PRECISION NOT NULL, closed_at DOUBLE PRECISION,"
+                " last_session_at DOUBLE PRECISION, off_track_after DOUBLE PRECISION,"
+                " roi_pct DOUBLE PRECISION, version INTEGER NOT NULL, doc TEXT NOT NULL)",
+                f"CREATE INDEX IF NOT EXISTS {t}_firm_opened ON {t} (firm_id, opened_at)",
+                f"CREATE INDEX IF NOT EXISTS {t}_firm_coach ON {t} (firm_id, coach_id)",
+                f"CREATE INDEX IF NOT EXISTS {t}_firm_status ON {t} (firm_id, status)",
+                f"CREATE INDEX IF NOT EXISTS {t}_firm_segment ON {t} (firm_id, segment)",
+                f"CREATE INDEX IF NOT EXISTS {t}_firm_client ON {t} (firm_id, client_id)",
+                f"CREATE INDEX IF NOT EXISTS {t}_firm_sponsor ON {t} (firm_id, sponsor_id)",
+                f"CREATE INDEX IF NOT EXISTS {t}_firm_off_track ON {t} (firm_id, off_track_after)",
+            ]
+        )
+        with self.db.transaction() as cur:
+            cur.execute(
+                "INSERT INTO rm_tracking (name, position, recorded_at, updated_at)"
+                " VALUES (%s, 0, NULL, NULL) ON CONFLICT DO NOTHING",
+                (self.tracking_name(generation),),
+            )
+
+    def drop_generation(self, generation: int) -> None:
+        """Drop a generation's table and tracking row."""
+        with self.db.transaction() as cur:
+            cur.execute(f"DROP TABLE IF EXISTS {self.table(generation)}")
+            cur.execute(
+                "DELETE FROM rm_tracking WHERE name = %s", (self.tracking_name(generation),)
+            )
+
+    # -- generations ----------------------------------------------------------------------
+
+    def live_generation(self, cur: Cursor | None = None) -> int:
+        """The generation readers use now."""
+        if cur is None:
+            with self.db.transaction() as own:
+                return self.live_generation(own)
+        cur.execute("SELECT live FROM rm_generations WHERE name = %s", (NAME,))
+        row = cur.fetchone()
+        return 1 if row is None else int(row[0])
+
+    def building_generation(self) -> int | None:
+        """The generation a rebuild is filling, if one is under way."""
+        with self.db.transaction() as cur:
+            cur.execute("SELECT building FROM rm_generations WHERE name = %s", (NAME,))
+            row = cur.fetchone()
+        return None if row is None or row[0] is None else int(row[0])
+
+    def set_building(self, generation: int | None) -> None:
+        with self.db.transaction() as cur:
+            cur.execute(
+                "UPDATE rm_generations SET building = %s WHERE name = %s", (generation, NAME)
+            )
+
+    def switch_live(self, generation: int) -> int:
+        """Make ``generation`` the live one (atomically); return the previous one."""
+        with self.db.transaction() as cur:
+            previous = self.live_generation(cur)
+            cur.execute(
+                "UPDATE rm_generations SET live = %s, building = NULL WHERE name = %s",
+                (generation, NAME),
+            )
+        return previous
+
+    # -- tracking and writes --------------------------------------------------------------
+
+    def tracking(self, generation: int, cur: Cursor | None = None) -> Tracking:
+        """The position and recorded time a generation reflects."""
+        if cur is None:
+            with self.db.transaction() as own:
+                return self.tracking(generation, own)
+        cur.execute(
+            "SELECT position, recorded_at FROM rm_tracking WHERE name = %s",
+            (self.tracking_name(generation),),
+        )
+        row = cur.fetchone()
+        return Tracking(0, None) if row is None else Tracking(int(row[0]), row[1])
+
+    def apply(self, generation: int, batch: Sequence[Positioned], *, expected: int) -> int:
+        """Fold ``batch`` (positions after ``expected``) into ``generation`` atomically.
+
+        Returns the new position. Raises StalePosition (and writes nothing) if the
+        generation is no longer at ``expected``.
+        """
+        todo = [p for p in batch if p.position > expected]
+        if not todo:
+            return expected
+        t = self.table(generation)
+        with self.db.transaction() as cur:
+            if self.db.dialect == "postgres":
+                cur.execute(
+                    "SELECT position FROM rm_tracking WHERE name = %s FOR UPDATE",
+                    (self.tracking_name(generation),),
+                )
+            ids = sorted({str(p.event.originator_id) for p in todo})
+            docs = self._load(cur, t, ids)
+            for item in todo:
+                key = str(item.event.originator_id)
+                folded = fold(docs.get(key), item.event)
+                if folded is not None:
+                    docs[key] = folded
+            self._upsert(cur, t, docs.values())
+            last = todo[-1]
+            cur.execute(
+                "UPDATE rm_tracking SET position = %s, recorded_at = %s, updated_at = %s"
+                " WHERE name = %s AND position = %s",
+                (
+                    last.position,
+                    last.event.timestamp.isoformat(),
+                    datetime.now().timestamp(),
+                    self.tracking_name(generation),
+                    expected,
+                ),
+            )
+            if cur.rowcount != 1:
+                raise StalePosition(f"{self.tracking_name(generation)} moved past {expected}")
+        return last.position
+
+    def _load(self, cur: Cursor, table: str, ids: Sequence[str]) -> dict[str, Doc]:
+        docs: dict[str, Doc] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ", ".join(["%s"] * len(chunk))
+            cur.execute(
+                f"SELECT engagement_id, doc FROM {table} WHERE engagement_id IN ({marks})", chunk
+            )
+            docs.update({row[0]: json.loads(row[1]) for row in cur.fetchall()})
+        return docs
+
+    def _upsert(self, cur: Cursor, table: str, docs: Any) -> None:
+        columns = ", ".join(_COLUMNS)
+        marks = ", ".join(["%s"] * len(_COLUMNS))
+        updates = ", ".join(f"{c} = excluded.{c}" for c in _COLUMNS[1:])
+        statement = (
+            f"INSERT INTO {table} ({columns}) VALUES ({marks})"
+            f" ON CONFLICT (engagement_id) DO UPDATE SET {updates}"
+        )
+        for doc in docs:
+            cur.execute(statement, row_values(doc))
+
+    # -- reads ----------------------------------------------------------------------------
+
+    def all_docs(self, generation: int) -> dict[str, Doc]:
+        """Every document of a generation (for comparisons and tests)."""
+        with self.db.transaction() as cur:
+            cur.execute(f"SELECT engagement_id, doc FROM {self.table(generation)}")
+            return {row[0]: json.loads(row[1]) for row in cur.fetchall()}
