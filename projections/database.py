@@ -96,6 +96,9 @@ class SqliteDatabase(Database):
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
         conn.execute("PRAGMA busy_timeout = 30000")
+        # WAL + NORMAL never corrupts; a power cut may lose the last commits, which the
+        # read models then re-project from the event store (tracking is in the same file).
+        conn.execute("PRAGMA synchronous = NORMAL")
         return conn
 
     @contextmanager
