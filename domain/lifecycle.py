@@ -8,7 +8,7 @@ from eventsourcing.domain import Aggregate
 
 from domain.errors import InvalidTransition, InvalidValue, NoSponsor
 from domain.event import EngagementEvent
-from domain.state import EngagementState
+from domain.state import EngagementState, StatusChange
 from domain.values import CloseReason, SponsorView, Status, enum_value, text
 
 
@@ -38,7 +38,7 @@ class EngagementOpened(EngagementEvent, Aggregate.Created):
         state.fee_per_session = self.fee_per_session
         state.currency = self.currency
         state.opened_at = self.occurred_at
-        state.status_changed_at = self.occurred_at
+        state.status_history = [StatusChange(self.occurred_at, Status.ACTIVE.value)]
         state.coach_history = [self.coach_id]
 
 
@@ -56,7 +56,7 @@ class EngagementPaused(EngagementEvent):
 
     def fold(self, state: EngagementState) -> None:
         state.status = Status.PAUSED.value
-        state.status_changed_at = self.occurred_at
+        state.status_history.append(StatusChange(self.occurred_at, state.status))
 
 
 class EngagementResumed(EngagementEvent):
@@ -64,7 +64,7 @@ class EngagementResumed(EngagementEvent):
 
     def fold(self, state: EngagementState) -> None:
         state.status = Status.ACTIVE.value
-        state.status_changed_at = self.occurred_at
+        state.status_history.append(StatusChange(self.occurred_at, state.status))
 
 
 class CoachReassigned(EngagementEvent):
@@ -86,7 +86,7 @@ class EngagementClosed(EngagementEvent):
     def fold(self, state: EngagementState) -> None:
         state.status = Status.CLOSED.value
         state.close_reason = self.close_reason
-        state.status_changed_at = self.occurred_at
+        state.status_history.append(StatusChange(self.occurred_at, state.status))
 
 
 class EngagementReopened(EngagementEvent):
@@ -96,7 +96,7 @@ class EngagementReopened(EngagementEvent):
     def fold(self, state: EngagementState) -> None:
         state.status = Status.ACTIVE.value
         state.close_reason = None
-        state.status_changed_at = self.occurred_at
+        state.status_history.append(StatusChange(self.occurred_at, state.status))
 
 
 class LifecycleCommands(EngagementState):

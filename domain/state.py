@@ -29,6 +29,14 @@ if TYPE_CHECKING:
 
 
 @dataclass
+class StatusChange:
+    """The engagement's status from ``at`` (occurred time) on."""
+
+    at: datetime
+    status: str
+
+
+@dataclass
 class SessionRecord:
     scheduled_for: datetime
     duration_minutes: int
@@ -122,6 +130,7 @@ def plain(value: Any) -> Any:
 
 
 STATE_RECORDS: tuple[type[Any], ...] = (
+    StatusChange,
     SessionRecord,
     MilestoneRecord,
     GoalRecord,
@@ -158,7 +167,7 @@ class EngagementState:
     currency: str
     opened_at: datetime
     status: str
-    status_changed_at: datetime
+    status_history: list[StatusChange]
     close_reason: str | None
     sponsor_may_see: list[str]
     coach_history: list[str]
@@ -199,6 +208,7 @@ class EngagementState:
         self.fee_per_session = Decimal(0)
         self.currency = ""
         self.status = Status.ACTIVE.value
+        self.status_history = []
         self.close_reason = None
         self.sponsor_may_see = []
         self.coach_history = []
@@ -267,17 +277,41 @@ class EngagementState:
         if self.erased:
             raise ClientErased("the client was erased: this engagement takes no new records")
 
-    def _require_open_for_work(self, what: str) -> None:
-        """Refuse coaching work (goals, commitments, assessments...) on a closed engagement."""
+    @property
+    def status_changed_at(self) -> datetime:
+        """When (occurred time) the status last changed."""
+        return self.status_history[-1].at
+
+    def _status_at(self, moment: datetime) -> str:
+        """The status the engagement had at ``moment`` (occurred time)."""
+        for change in reversed(self.status_history):
+            if change.at <= moment:
+                return change.status
+        return Status.ACTIVE.value
+
+    def _require_open_for_work(self, what: str) -> str:
+        """Refuse coaching work (goals, commitments, assessments...) that would fall in a
+        closed period; return the status at the command's occurred time.
+
+        Judged at the occurred time, not now: a session held before a pause may be
+        logged after it, and nothing may be backdated into a paused or closed period.
+        """
         self._require_not_erased()
-        if self.status == Status.CLOSED:
-            raise EngagementClosed(f"cannot {what}: the engagement is closed")
+        when = self._occurred_at()
+        status = self._status_at(when)
+        if status == Status.CLOSED:
+            raise EngagementClosed(
+                f"cannot {what}: the engagement was closed at {when.isoformat()}"
+            )
+        return status
 
     def _require_active(self, what: str) -> None:
-        """Refuse session work unless the engagement is active (not paused or closed)."""
-        self._require_open_for_work(what)
-        if self.status == Status.PAUSED:
-            raise EngagementPaused(f"cannot {what}: the engagement is paused")
+        """Refuse session work unless the engagement was active (not paused or closed)."""
+        if self._require_open_for_work(what) == Status.PAUSED:
+            when = self._occurred_at()
+            raise EngagementPaused(
+                f"cannot {what}: the engagement was paused at {when.isoformat()}"
+            )
 
     @staticmethod
     def _ref(value: str) -> str:

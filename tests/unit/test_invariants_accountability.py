@@ -196,7 +196,7 @@ def test_no_commitment_is_made_on_a_closed_engagement(
         ctx,
         MakeCommitment(engagement_id=engagement_id, title="apply", due_date=in_days(3)),
         EngagementClosed,
-        "cannot make a commitment: the engagement is closed",
+        "cannot make a commitment: the engagement was closed",
     )
 
 
@@ -212,7 +212,7 @@ def test_an_open_commitment_cannot_be_resolved_once_the_engagement_closed(
         ctx,
         KeepCommitment(engagement_id=engagement_id, commitment_id=commitment_id),
         EngagementClosed,
-        "cannot resolve a commitment: the engagement is closed",
+        "cannot resolve a commitment: the engagement was closed",
     )
 
 

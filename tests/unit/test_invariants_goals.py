@@ -120,7 +120,7 @@ def test_no_goal_is_set_on_a_closed_engagement(app: Engagements, ctx: CommandCon
         ctx,
         SetGoal(engagement_id=engagement_id, goal=a_goal()),
         EngagementClosed,
-        "cannot set a goal: the engagement is closed",
+        "cannot set a goal: the engagement was closed",
     )
 
 

@@ -15,6 +15,7 @@ from domain.commands import (
     PauseEngagement,
     RecordNoShow,
     RescheduleSession,
+    ResumeEngagement,
     ScheduleSession,
 )
 from domain.context import CommandContext
@@ -69,7 +70,7 @@ def test_a_session_cannot_be_scheduled_on_a_closed_engagement(
         ctx,
         ScheduleSession(engagement_id=engagement_id, scheduled_for=NOW, duration_minutes=60),
         EngagementClosed,
-        "cannot schedule a session: the engagement is closed",
+        "cannot schedule a session: the engagement was closed",
     )
 
 
@@ -84,7 +85,7 @@ def test_a_session_cannot_be_scheduled_while_the_engagement_is_paused(
         ctx,
         ScheduleSession(engagement_id=engagement_id, scheduled_for=NOW, duration_minutes=60),
         EngagementPaused,
-        "cannot schedule a session: the engagement is paused",
+        "cannot schedule a session: the engagement was paused",
     )
 
 
@@ -102,7 +103,7 @@ def test_a_session_cannot_be_held_while_the_engagement_is_paused(
             engagement_id=engagement_id, session_id=session_id, duration_minutes=60, pillars=[]
         ),
         EngagementPaused,
-        "cannot hold a session: the engagement is paused",
+        "cannot hold a session: the engagement was paused",
     )
 
 
@@ -124,7 +125,7 @@ def test_a_session_cannot_be_held_on_a_closed_engagement(
             engagement_id=engagement_id, session_id=session_id, duration_minutes=60, pillars=[]
         ),
         EngagementClosed,
-        "cannot hold a session: the engagement is closed",
+        "cannot hold a session: the engagement was closed",
     )
 
 
@@ -306,3 +307,52 @@ def test_a_held_session_lists_each_pillar_once_and_only_known_ones(
         InvalidValue,
         "pillars: 'astrology' is not one of",
     )
+
+
+def test_a_session_held_before_a_pause_may_be_logged_after_it(
+    app: Engagements, ctx: CommandContext
+) -> None:
+    engagement_id = open_engagement(app, ctx)
+    session_id = run(
+        app,
+        ctx.at(days_ago(20)),
+        ScheduleSession(
+            engagement_id=engagement_id, scheduled_for=days_ago(10), duration_minutes=60
+        ),
+    )
+    run(app, ctx.at(days_ago(5)), PauseEngagement(engagement_id=engagement_id, reason="Leave"))
+
+    run(
+        app,
+        ctx.at(days_ago(10)),
+        HoldSession(
+            engagement_id=engagement_id, session_id=session_id, duration_minutes=60, pillars=[]
+        ),
+    )
+
+    assert app.get(FIRM, engagement_id).sessions[session_id].status == "held"
+
+
+def test_nothing_is_backdated_into_a_paused_period(app: Engagements, ctx: CommandContext) -> None:
+    engagement_id = open_engagement(app, ctx)
+    session_id = run(
+        app,
+        ctx.at(days_ago(20)),
+        ScheduleSession(
+            engagement_id=engagement_id, scheduled_for=days_ago(8), duration_minutes=60
+        ),
+    )
+    run(app, ctx.at(days_ago(10)), PauseEngagement(engagement_id=engagement_id, reason="Leave"))
+    run(app, ctx.at(days_ago(2)), ResumeEngagement(engagement_id=engagement_id))
+
+    held_while_paused = HoldSession(
+        engagement_id=engagement_id, session_id=session_id, duration_minutes=60, pillars=[]
+    )
+    assert_refused(
+        app,
+        ctx.at(days_ago(8)),
+        held_while_paused,
+        EngagementPaused,
+        "cannot hold a session: the engagement was paused",
+    )
+    run(app, ctx.at(days_ago(1)), held_while_paused)  # held after the resume: fine
