@@ -9,16 +9,17 @@ from typing import Any
 from uuid import UUID
 
 import swagger_ui_bundle
-from flask import Flask, send_from_directory
+from flask import Flask, request, send_from_directory
 from flask.json.provider import DefaultJSONProvider
 from flask_smorest import Api
 from werkzeug.wrappers import Response
 
-from api import health, problems, security
+from api import health, metrics, problems, security
 from api.accounts import Accounts
 from api.dashboards import blp as dashboards_blp
 from api.engagements import blp as engagements_blp
 from api.idempotency import IdempotencyStore
+from api.schemas import DecimalString
 from domain.application import Engagements
 from projections.database import Database
 from projections.queries import Dashboards
@@ -81,6 +82,13 @@ class CoachlogApi(Api):
         pass
 
 
+def _refuse_nul_in_path() -> Response | None:
+    """No resource has a NUL in its path (and PostgreSQL cannot store one in text)."""
+    if "\x00" in request.path:
+        return problems.problem(404, "Not Found", "No such resource.", code="not_found")
+    return None
+
+
 def create_app(services: Services, config: dict[str, Any] | None = None) -> Flask:
     """Build the Flask app around ``services`` (no side effects at import time)."""
     app = Flask(__name__)
@@ -109,7 +117,10 @@ def create_app(services: Services, config: dict[str, Any] | None = None) -> Flas
     app.extensions["coachlog"] = services
     problems.register(app)
     security.register(app)
+    app.before_request(_refuse_nul_in_path)
     app.register_blueprint(health.bp)
+    app.register_blueprint(metrics.bp)
+    app.extensions["coachlog_metrics"] = metrics.registry_for(services)
 
     @app.get("/docs/assets/<path:filename>")
     def swagger_assets(filename: str) -> Response:
@@ -117,6 +128,8 @@ def create_app(services: Services, config: dict[str, Any] | None = None) -> Flas
         return send_from_directory(swagger_ui_bundle.swagger_ui_path, filename)
 
     api = CoachlogApi(app)
+    # Decimals are strings on the wire ("150.00"); document them so, not as numbers.
+    api.register_field(DecimalString, "string", "decimal")
     api.register_blueprint(engagements_blp)
     api.register_blueprint(dashboards_blp)
     return app

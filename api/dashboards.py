@@ -35,6 +35,12 @@ class FreshnessSchema(Schema):
     recorded_at = mf.String(allow_none=True, metadata={"description": "Its recorded time."})
     head = mf.Integer(required=True, metadata={"description": "Head of the event log."})
     lag = mf.Integer(required=True, metadata={"description": "Events not yet reflected."})
+    published = mf.Integer(
+        allow_none=True, metadata={"description": "Relay position (Kafka path), if any."}
+    )
+    relay_lag = mf.Integer(
+        allow_none=True, metadata={"description": "Events not yet published to Kafka."}
+    )
 
 
 class ReadModelSchema(Schema):
@@ -77,6 +83,8 @@ def _answer(data: dict[str, Any], fresh: Freshness) -> Response:
     response.headers["X-Coachlog-Position"] = str(fresh.position)
     response.headers["X-Coachlog-Head"] = str(fresh.head)
     response.headers["X-Coachlog-Lag"] = str(fresh.lag)
+    if fresh.published is not None:
+        response.headers["X-Coachlog-Relay-Lag"] = str(fresh.head - fresh.published)
     if fresh.recorded_at:
         response.headers["X-Coachlog-Recorded-At"] = fresh.recorded_at
     return response

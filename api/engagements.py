@@ -168,11 +168,11 @@ def _idempotent(
         except ValueError:
             correlation_id = uuid.uuid4()
         return _to_response(run(correlation_id))
-    if not 1 <= len(key) <= 200:
+    if not 1 <= len(key) <= 200 or "\x00" in key:
         return problem(
             422,
             "Validation failed",
-            "Idempotency-Key must be 1-200 characters.",
+            "Idempotency-Key must be 1-200 characters, none of them NUL.",
             code="invalid_idempotency_key",
         )
     firm_id = current_principal().firm_id

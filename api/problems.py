@@ -71,7 +71,7 @@ def _http_error(error: HTTPException) -> Response:
         return problem(
             422,
             "Validation failed",
-            "The request body has invalid or unknown fields.",
+            "The request has invalid or unknown fields.",
             code="validation_failed",
             errors=errors or messages,
         )

@@ -11,13 +11,13 @@ from __future__ import annotations
 import types
 import typing
 from dataclasses import MISSING, fields, is_dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
-from marshmallow import EXCLUDE, RAISE, Schema, post_load, validate
+from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, post_load, pre_load, validate
 from marshmallow import fields as mf
 
 from domain.commands import ENGAGEMENT_COMMANDS, Command, OpenEngagement
@@ -55,6 +55,43 @@ def _optional(hint: Any) -> tuple[Any, bool]:
     return hint, False
 
 
+#: The largest version a query may name (the stores' integers are 64-bit; no engagement
+#: comes near this).
+MAX_VERSION = 2**31 - 1
+
+
+class UtcDateTime(mf.AwareDateTime):
+    """A date-time with an offset that can also be expressed in UTC.
+
+    ``0001-01-01T00:00:00+01:00`` is a valid ISO 8601 string, but it lies before
+    ``datetime.min`` in UTC, and converting it (as the domain does) overflows.
+    """
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
+        moment: datetime = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            moment.astimezone(UTC)
+        except OverflowError:
+            raise ValidationError("Not a representable date-time in UTC.") from None
+        return moment
+
+
+#: What a decimal looks like on the wire ("150.00", "0.4", "1E+3").
+DECIMAL_PATTERN = r"^-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$"
+
+
+class DecimalString(mf.Decimal):
+    """An exact decimal (money, fractions), answered as a string such as "150.00".
+
+    Documented as ``type: string, format: decimal`` (see ``create_app``): it is never
+    a float on the wire. Requests may send a string or a JSON number.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs["metadata"] = {"pattern": DECIMAL_PATTERN, **kwargs.get("metadata", {})}
+        super().__init__(as_string=True, allow_nan=False, **kwargs)
+
+
 def field_for(name: str, hint: Any, **kwargs: Any) -> mf.Field[Any]:
     """Return the marshmallow field for a dataclass field's type hint."""
     hint, nullable = _optional(hint)
@@ -84,9 +121,9 @@ def field_for(name: str, hint: Any, **kwargs: Any) -> mf.Field[Any]:
             kwargs.setdefault("validate", validate.Range(0, 1))
         elif name in MONEY:
             kwargs.setdefault("validate", validate.Range(min=0))
-        return mf.Decimal(as_string=True, allow_nan=False, **kwargs)
+        return DecimalString(**kwargs)
     if hint is datetime:
-        return mf.AwareDateTime(format="iso", **kwargs)
+        return UtcDateTime(format="iso", **kwargs)
     if hint is date:
         return mf.Date(**kwargs)
     if hint is UUID:
@@ -103,11 +140,34 @@ def field_for(name: str, hint: Any, **kwargs: Any) -> mf.Field[Any]:
     raise TypeError(msg)
 
 
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
 class RequestSchema(Schema):
-    """Request bodies refuse unknown fields."""
+    """Request bodies (and query strings) refuse unknown fields and NUL characters."""
 
     class Meta:
         unknown = RAISE
+
+    @pre_load
+    def refuse_nul(self, data: Any, **_: Any) -> Any:
+        """Refuse text with NUL characters: PostgreSQL cannot store them in text columns."""
+        if isinstance(data, typing.Mapping):
+            bad = {
+                str(key): ["Must not contain NUL characters."]
+                for key in data
+                if _has_nul(key) or _has_nul(data[key])
+            }
+            if bad:
+                raise ValidationError(bad)
+        return data
 
 
 class SmartGoalSchema(RequestSchema):
@@ -134,7 +194,7 @@ class SmartGoalSchema(RequestSchema):
 def _metadata_fields() -> dict[str, mf.Field[Any]]:
     """Fields every command body may carry besides its own (fresh instances each time)."""
     return {
-        "occurred_at": mf.AwareDateTime(
+        "occurred_at": UtcDateTime(
             format="iso",
             load_default=None,
             allow_none=True,
@@ -245,9 +305,9 @@ class HistorySchema(Schema):
 class StateQuerySchema(RequestSchema):
     """Choose at most one way to look back in time."""
 
-    version = mf.Integer(strict=False, validate=validate.Range(min=1))
-    recorded_at = mf.AwareDateTime(format="iso")
-    occurred_at = mf.AwareDateTime(format="iso")
+    version = mf.Integer(strict=False, validate=validate.Range(min=1, max=MAX_VERSION))
+    recorded_at = UtcDateTime(format="iso")
+    occurred_at = UtcDateTime(format="iso")
 
 
 class ProblemSchema(Schema):

@@ -7,8 +7,8 @@ from flask import Flask, Response, current_app, g, request
 from api.accounts import Accounts, Principal
 from api.problems import problem
 
-#: Paths anyone may read: probes, the OpenAPI document and the interactive docs.
-PUBLIC_PREFIXES = ("/healthz", "/readyz", "/openapi.json", "/docs")
+#: Paths anyone may read: probes, metrics (positions only), the OpenAPI document, docs.
+PUBLIC_PREFIXES = ("/healthz", "/readyz", "/metrics", "/openapi.json", "/docs")
 
 #: Roles that may run commands (finer rules per engagement come with authorization).
 WRITER_ROLES = frozenset({"firm_admin", "coach"})

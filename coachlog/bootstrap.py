@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
 
 from api import Services
 from api.accounts import Accounts
 from api.idempotency import IdempotencyStore
 from coachlog.settings import Settings
 from domain.application import Engagements
-from projections.database import Database, PostgresDatabase, SqliteDatabase
+from projections.database import Cursor, Database, PostgresDatabase, SqliteDatabase
 from projections.queries import Dashboards
 from projections.store import ProgressStore
+from workers.relay import SCHEMA as RELAY_SCHEMA
 
 
 def _libpq_url(url: str) -> str:
@@ -29,15 +34,53 @@ def database(settings: Settings) -> Database:
     return SqliteDatabase(env["SQLITE_DBNAME"])
 
 
+def relay_position(cur: Cursor) -> int | None:
+    """The relay's acknowledged position, or None where no relay has run."""
+    cur.execute("SELECT MIN(position) FROM relay_tracking")
+    row = cur.fetchone()
+    return None if row is None or row[0] is None else int(row[0])
+
+
+#: pg_advisory_lock key held while a process creates or checks coachlog's tables.
+SCHEMA_LOCK = 0x636F6163686C6F67  # "coachlog"
+
+
+@contextmanager
+def schema_lock(settings: Settings) -> Iterator[None]:
+    """Serialise table creation between processes that start together (gunicorn
+    workers, relay, projectors): PostgreSQL fails concurrent ``CREATE OR REPLACE
+    FUNCTION`` (run by eventsourcing on every start) and concurrent ``CREATE ... IF NOT
+    EXISTS`` of one object with "tuple concurrently updated" or a duplicate key."""
+    if not settings.is_postgres:
+        yield
+        return
+    with psycopg.connect(
+        _libpq_url(settings.database_url), autocommit=True, connect_timeout=5
+    ) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK,))
+        try:
+            yield
+        finally:
+            # A lost connection releases the lock by itself.
+            with suppress(psycopg.Error):
+                conn.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK,))
+
+
 def bootstrap(settings: Settings | None = None) -> Engagements:
     """Return the engagement application wired to the configured event store."""
     settings = settings or Settings.from_env()
-    return Engagements(env=settings.eventsourcing_env())
+    with schema_lock(settings):
+        return Engagements(env=settings.eventsourcing_env())
 
 
 def bootstrap_services(settings: Settings | None = None) -> Services:
     """Return everything the API needs, with the API's tables created."""
     settings = settings or Settings.from_env()
+    with schema_lock(settings):
+        return _services(settings)
+
+
+def _services(settings: Settings) -> Services:
     db = database(settings)
     engagements = Engagements(env=settings.eventsourcing_env())
     progress = ProgressStore(db)
@@ -47,7 +90,12 @@ def bootstrap_services(settings: Settings | None = None) -> Services:
         accounts=Accounts(db),
         idempotency=IdempotencyStore(db),
         progress=progress,
-        dashboards=Dashboards(progress, lambda: engagements.recorder.max_notification_id() or 0),
+        dashboards=Dashboards(
+            progress,
+            lambda: engagements.recorder.max_notification_id() or 0,
+            relay_position,
+        ),
     )
     services.create_tables()
+    db.run_script(RELAY_SCHEMA)  # so /metrics can report the relay before it first runs
     return services

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import signal
 import threading
+from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Any
 from uuid import UUID
 
 import click
@@ -19,10 +24,16 @@ from coachlog.timeline import format_history
 from domain.application import Engagements
 from domain.errors import DomainError
 from domain.lifecycle import EngagementOpened
-from domain.values import Role
+from domain.values import Role, Segment
 from projections.rebuild import rebuild
 from projections.runner import ProjectionRunner
 from projections.store import NAME as PROGRESS
+from workers import logs
+from workers.export import WRITERS, ExportError, Pseudonymizer, Slice, export
+from workers.projector import KafkaProjector
+from workers.relay import Relay
+from workers.replay import load_fold, outcome_dataset, replay
+from workers.settings import KafkaSettings
 
 
 @click.group()
@@ -305,12 +316,156 @@ def serve(
         click.echo("")
         click.echo(f"Demo firm {DEMO_FIRM}; firm-admin token (shown once):")
         click.echo(f"  {token}")
-        click.echo(f"Open http://{host}:{port}/docs, click Authorize and paste the token, or:")
+        click.echo(f"Dashboards: open http://{host}:{port}/ and sign in with the token.")
+        click.echo(f"API: open http://{host}:{port}/docs, click Authorize and paste the token, or:")
         click.echo(
             f"  curl -H 'Authorization: Bearer {token}' http://{host}:{port}/engagements/..."
         )
         click.echo("")
     serve_api(settings, host, port, workers, projections)
+
+
+# -- export, study and replay -------------------------------------------------------------
+
+FULL_FORM_ROLES = ("firm_admin", "auditor")
+
+
+def _slice_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option("--firm", default=None, help="Only this firm."),
+        click.option("--occurred-from", type=click.DateTime(), default=None),
+        click.option("--occurred-to", type=click.DateTime(), default=None),
+        click.option("--recorded-from", type=click.DateTime(), default=None),
+        click.option("--recorded-to", type=click.DateTime(), default=None),
+        click.option("--type", "event_types", multiple=True, help="Event type (repeatable)."),
+        click.option(
+            "--segment",
+            type=click.Choice([s.value for s in Segment]),
+            default=None,
+            help="Only engagements of this client segment.",
+        ),
+        click.option("--upto", type=click.IntRange(0), default=None, help="Stop at this position."),
+        click.option(
+            "--full",
+            is_flag=True,
+            help="The full form (real ids, free text): needs --token of a firm admin or auditor.",
+        ),
+        click.option("--token", default=None, help="Bearer token proving the role for --full."),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    return None if moment is None else moment.replace(tzinfo=moment.tzinfo or UTC)
+
+
+def _slice_and_form(services: Services, **kw: Any) -> tuple[Slice, Pseudonymizer | None]:
+    part = Slice(
+        firm_id=kw["firm"],
+        occurred_from=_utc(kw["occurred_from"]),
+        occurred_to=_utc(kw["occurred_to"]),
+        recorded_from=_utc(kw["recorded_from"]),
+        recorded_to=_utc(kw["recorded_to"]),
+        event_types=frozenset(kw["event_types"]),
+        segment=kw["segment"],
+        upto=kw["upto"],
+    )
+    if not kw["full"]:
+        try:
+            return part, Pseudonymizer.from_env()
+        except ExportError as error:
+            raise click.UsageError(str(error)) from None
+    principal = services.accounts.authenticate(kw["token"] or "")
+    if principal is None or principal.role not in FULL_FORM_ROLES:
+        raise click.UsageError("--full needs --token of a firm admin or an auditor")
+    if kw["firm"] not in (None, principal.firm_id):
+        raise click.UsageError("--full is limited to the token's own firm")
+    return replace(part, firm_id=principal.firm_id), None
+
+
+@main.command("export")
+@click.option("--format", "fmt", type=click.Choice(sorted(WRITERS)), default="jsonl")
+@click.option("--output", type=click.Path(dir_okay=False, writable=True), required=True)
+@_slice_options
+@click.pass_context
+def export_command(context: click.Context, /, fmt: str, output: str, **kw: Any) -> None:
+    """Export the log (or a slice) to JSONL, CSV or Parquet; pseudonymized by default."""
+    services, _ = _accounts(context)
+    try:
+        part, pseudonymizer = _slice_and_form(services, **kw)
+        total = services.engagements.recorder.max_notification_id() or 0
+        with (
+            open(output, "wb") as out,
+            click.progressbar(length=total, label=f"Exporting {fmt}") as bar,
+        ):
+            count = export(services.engagements, out, fmt, part, pseudonymizer, bar.update)
+    finally:
+        services.close()
+    form = "full" if pseudonymizer is None else "pseudonymized"
+    click.echo(f"Wrote {count} events ({form}) to {output}.")
+
+
+@main.command()
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, writable=True),
+    required=True,
+    help="A .parquet or .csv file.",
+)
+@_slice_options
+@click.pass_context
+def study(context: click.Context, /, output: str, **kw: Any) -> None:
+    """Write the outcome-study dataset: one row per engagement, features and outcomes."""
+    services, _ = _accounts(context)
+    try:
+        part, pseudonymizer = _slice_and_form(services, **kw)
+        frame = outcome_dataset(services.engagements, part=part, pseudonymizer=pseudonymizer)
+    finally:
+        services.close()
+    if output.endswith(".parquet"):
+        frame.to_parquet(output, index=False)
+    elif output.endswith(".csv"):
+        frame.to_csv(output, index=False)
+    else:
+        raise click.BadParameter("must end in .parquet or .csv", param_hint="--output")
+    click.echo(f"Wrote {len(frame)} engagements to {output}.")
+
+
+@main.command("replay")
+@click.option("--fold", "fold_spec", required=True, help="package.module:function")
+@_slice_options
+@click.pass_context
+def replay_command(context: click.Context, /, fold_spec: str, **kw: Any) -> None:
+    """Run your own fold(state, event) over the log at a consistent position; print JSON."""
+    try:
+        user_fold = load_fold(fold_spec)
+    except (ImportError, ValueError) as error:
+        raise click.BadParameter(str(error), param_hint="--fold") from None
+    services, _ = _accounts(context)
+    try:
+        part, pseudonymizer = _slice_and_form(services, **kw)
+        result = replay(services.engagements, user_fold, part=part, pseudonymizer=pseudonymizer)
+    finally:
+        services.close()
+    click.echo(
+        json.dumps(
+            {"position": result.position, "events": result.events, "state": result.state},
+            default=str,
+            indent=2,
+            sort_keys=True,
+        )
+    )
+
+
+@main.command()
+@click.pass_context
+def migrate(context: click.Context) -> None:
+    """Create every table coachlog needs (idempotent); run once before the services."""
+    services, _ = _accounts(context)
+    services.close()
+    click.echo("Schema ready.")
 
 
 # -- projections ------------------------------------------------------------------------
@@ -356,31 +511,67 @@ def projections_rebuild(context: click.Context, name: str, no_switch: bool) -> N
         )
 
 
+def _run_until_signalled(start: Callable[[], object], stop: Callable[[], object]) -> None:
+    """Run a worker loop in a thread until SIGTERM or SIGINT, then stop it cleanly."""
+    stopping = threading.Event()
+
+    def on_signal(signum: int, frame: object) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    worker = threading.Thread(target=start, name="worker")
+    worker.start()
+    while not stopping.is_set() and worker.is_alive():
+        stopping.wait(0.5)
+    stop()
+    worker.join(timeout=30)
+
+
+_log_format = click.option(
+    "--log-format", type=click.Choice(["json", "text"]), default="json", show_default=True
+)
+
+
 @main.command()
 @click.option(
     "--source",
-    type=click.Choice(["store"]),
+    type=click.Choice(["kafka", "store"]),
     default="store",
     show_default=True,
-    help="Where events come from (the event store's notification log).",
+    help="Consume the Kafka topic (production) or follow the event store directly.",
 )
+@_log_format
 @click.pass_context
-def project(context: click.Context, source: str) -> None:
-    """Run the projections as a process of their own, until SIGTERM or Ctrl-C."""
+def project(context: click.Context, source: str, log_format: str) -> None:
+    """Run the read-model projections as a process of their own, until SIGTERM."""
+    logs.configure(fmt=log_format)
     services, _ = _accounts(context)
-    runner = ProjectionRunner(services.engagements, services.progress)
-    stopping = threading.Event()
-
-    def stop(signum: int, frame: object) -> None:
-        stopping.set()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
-    runner.start()
-    click.echo(f"Projecting from the {source}; stop with SIGTERM or Ctrl-C.")
+    worker: KafkaProjector | ProjectionRunner
+    if source == "kafka":
+        worker = KafkaProjector(services.engagements, services.progress, KafkaSettings.from_env())
+    else:
+        worker = ProjectionRunner(services.engagements, services.progress)
+    logging.getLogger("coachlog.projector").info("projecting from the %s", source)
     try:
-        stopping.wait()
+        _run_until_signalled(worker.run_forever, worker.stop)
     finally:
-        runner.stop()
         services.close()
-    click.echo("Stopped.")
+    logging.getLogger("coachlog.projector").info("stopped")
+
+
+@main.command()
+@_log_format
+@click.pass_context
+def relay(context: click.Context, log_format: str) -> None:
+    """Publish the event log to Kafka (at least once, in order), until SIGTERM."""
+    logs.configure(fmt=log_format)
+    services, _ = _accounts(context)
+    worker = Relay(services.engagements, services.db, KafkaSettings.from_env())
+    worker.create_tables()
+    logging.getLogger("coachlog.relay").info("relaying to %s", worker.settings.topic)
+    try:
+        _run_until_signalled(worker.run_forever, worker.stop)
+    finally:
+        services.close()
+    logging.getLogger("coachlog.relay").info("stopped at position %d", worker.position())

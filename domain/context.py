@@ -52,6 +52,10 @@ class CommandContext:
         """Return when the command happened: the given time, or ``now`` when unset."""
         if self.occurred_at is None:
             return now
+        try:
+            self.occurred_at.astimezone(UTC)
+        except OverflowError:
+            raise InvalidValue("occurred_at", "is not a representable moment in UTC") from None
         if self.occurred_at > now + CLOCK_SKEW:
             raise OccurredInFuture(
                 f"occurred_at {self.occurred_at.isoformat()} is in the future "

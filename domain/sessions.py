@@ -91,7 +91,10 @@ class SessionNoShow(EngagementEvent):
 def _moment(field: str, value: datetime) -> datetime:
     if not isinstance(value, datetime) or value.tzinfo is None:
         raise InvalidValue(field, "must be a date-time with a timezone offset")
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise InvalidValue(field, "is not a representable moment in UTC") from None
 
 
 class SessionCommands(EngagementState):

@@ -255,6 +255,8 @@ def text(field: str, value: str, *, max_length: int = 10_000, required: bool = T
     """Return stripped text, refusing empty (when required) or over-long input."""
     if not isinstance(value, str):
         raise InvalidValue(field, "must be text")
+    if "\x00" in value:
+        raise InvalidValue(field, "must not contain NUL characters")
     stripped = value.strip()
     if required and not stripped:
         raise InvalidValue(field, "must not be empty")

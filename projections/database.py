@@ -63,6 +63,12 @@ class Database:
         raise NotImplementedError
         yield  # pragma: no cover
 
+    @contextmanager
+    def read(self) -> Iterator[Cursor]:
+        """Yield a cursor for reading only (no write lock taken where that matters)."""
+        with self.transaction() as cursor:
+            yield cursor
+
     def ping(self) -> None:
         """Raise DatabaseUnavailable unless the database answers a trivial query."""
         try:
@@ -100,6 +106,21 @@ class SqliteDatabase(Database):
         # read models then re-project from the event store (tracking is in the same file).
         conn.execute("PRAGMA synchronous = NORMAL")
         return conn
+
+    @contextmanager
+    def read(self) -> Iterator[Cursor]:
+        """A deferred transaction: under WAL, readers never wait for the writer."""
+        conn = self._connect()
+        try:
+            conn.execute("BEGIN")
+            yield _SqliteCursor(conn.cursor())
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        finally:
+            conn.close()
 
     @contextmanager
     def transaction(self) -> Iterator[Cursor]:

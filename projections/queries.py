@@ -38,6 +38,8 @@ class Freshness:
     recorded_at: str | None
     head: int
     lag: int
+    #: The relay's acknowledged position when events reach read models through Kafka.
+    published: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -45,6 +47,8 @@ class Freshness:
             "recorded_at": self.recorded_at,
             "head": self.head,
             "lag": self.lag,
+            "published": self.published,
+            "relay_lag": None if self.published is None else self.head - self.published,
         }
 
 
@@ -252,21 +256,33 @@ def _quartiles(values: Sequence[float]) -> dict[str, Any] | None:
 class Dashboards:
     """Queries over the live generation of the progress read model."""
 
-    def __init__(self, store: ProgressStore, head: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        store: ProgressStore,
+        head: Callable[[], int],
+        published: Callable[[Cursor], int | None] = lambda cur: None,
+    ) -> None:
         self.store = store
         self.head = head
+        self.published = published
 
     def _read(self, cur: Cursor) -> tuple[str, Freshness]:
         generation = self.store.live_generation(cur)
         tracking = self.store.tracking(generation, cur)
         head = max(self.head(), tracking.position)
-        fresh = Freshness(tracking.position, tracking.recorded_at, head, head - tracking.position)
+        fresh = Freshness(
+            tracking.position,
+            tracking.recorded_at,
+            head,
+            head - tracking.position,
+            self.published(cur),
+        )
         return self.store.table(generation), fresh
 
     def _docs(
         self, firm_id: str, where: str = "", params: Iterable[Any] = ()
     ) -> tuple[list[Doc], Freshness]:
-        with self.store.db.transaction() as cur:
+        with self.store.db.read() as cur:
             table, fresh = self._read(cur)
             cur.execute(f"SELECT doc FROM {table} WHERE firm_id = %s{where}", (firm_id, *params))
             return [json.loads(row[0]) for row in cur.fetchall()], fresh
@@ -324,7 +340,7 @@ class Dashboards:
         direction = "DESC" if descending else "ASC"
         nulls = "NULLS LAST"
         clause = " AND ".join(where)
-        with self.store.db.transaction() as cur:
+        with self.store.db.read() as cur:
             table, fresh = self._read(cur)
             cur.execute(f"SELECT COUNT(*) FROM {table} WHERE {clause}", params)
             total = int(cur.fetchone()[0])

@@ -11,7 +11,7 @@ the whole batch or none of it.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -47,6 +47,14 @@ class Positioned:
 
     position: int
     event: EngagementEvent
+
+
+@dataclass(frozen=True)
+class Linked:
+    """A record of the Kafka path: the event, and the previous position on its partition."""
+
+    positioned: Positioned
+    previous_position: int
 
 
 @dataclass(frozen=True)
@@ -109,6 +117,12 @@ class ProgressStore:
                 " live INTEGER NOT NULL, building INTEGER)",
                 "CREATE TABLE IF NOT EXISTS rm_tracking (name TEXT PRIMARY KEY,"
                 " position BIGINT NOT NULL, recorded_at TEXT, updated_at DOUBLE PRECISION)",
+                # The Kafka path: per partition, the next offset to read and the watermark
+                # (every event of the partition up to this log position is folded).
+                "CREATE TABLE IF NOT EXISTS rm_kafka_partitions (generation INTEGER NOT NULL,"
+                " topic TEXT NOT NULL, partition_no INTEGER NOT NULL,"
+                " next_offset BIGINT NOT NULL, watermark BIGINT NOT NULL, recorded_at TEXT,"
+                " PRIMARY KEY (generation, topic, partition_no))",
             ]
         )
         with self.db.transaction() as cur:
@@ -241,13 +255,17 @@ class ProgressStore:
                 raise StalePosition(f"{self.tracking_name(generation)} moved past {expected}")
         return last.position
 
-    def _load(self, cur: Cursor, table: str, ids: Sequence[str]) -> dict[str, Doc]:
+    def _load(
+        self, cur: Cursor, table: str, ids: Sequence[str], *, lock: bool = False
+    ) -> dict[str, Doc]:
         docs: dict[str, Doc] = {}
+        suffix = " FOR UPDATE" if lock and self.db.dialect == "postgres" else ""
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
             marks = ", ".join(["%s"] * len(chunk))
             cur.execute(
-                f"SELECT engagement_id, doc FROM {table} WHERE engagement_id IN ({marks})", chunk
+                f"SELECT engagement_id, doc FROM {table} WHERE engagement_id IN ({marks}){suffix}",
+                chunk,
             )
             docs.update({row[0]: json.loads(row[1]) for row in cur.fetchall()})
         return docs
@@ -262,6 +280,141 @@ class ProgressStore:
         )
         for doc in docs:
             cur.execute(statement, row_values(doc))
+
+    def apply_partition(
+        self,
+        generation: int,
+        topic: str,
+        partition: int,
+        chain: Sequence[Linked],
+        next_offset: int,
+        heal: Callable[[int, int], Sequence[Positioned]],
+        partitions: int,
+    ) -> int:
+        """Fold one partition's records (the Kafka path) in one transaction.
+
+        ``chain`` items carry their log position and the position of the previous event
+        sent to the partition. Anything at or below the partition's watermark is a
+        duplicate; a link that points past the watermark means records were lost, and
+        ``heal(after, upto)`` supplies them from the event store first. The docs, the
+        next offset and the watermark commit together. Returns the new watermark.
+        """
+        t = self.table(generation)
+        with self.db.transaction() as cur:
+            watermark, recorded_at = self._partition_row(cur, generation, topic, partition)
+            todo: list[Positioned] = []
+            for link in chain:
+                if link.positioned.position <= watermark:
+                    continue
+                if link.previous_position > watermark:
+                    todo.extend(heal(watermark, link.previous_position))
+                todo.append(link.positioned)
+                watermark = link.positioned.position
+                recorded_at = link.positioned.event.timestamp.isoformat()
+            if todo:
+                self._fold_into(cur, t, todo)
+            cur.execute(
+                "UPDATE rm_kafka_partitions SET next_offset = %s, watermark = %s,"
+                " recorded_at = %s WHERE generation = %s AND topic = %s AND partition_no = %s",
+                (next_offset, watermark, recorded_at, generation, topic, partition),
+            )
+            self._publish_low_watermark(cur, generation, topic, partitions)
+        return watermark
+
+    def sweep_partition(
+        self,
+        generation: int,
+        topic: str,
+        partition: int,
+        head: int,
+        heal: Callable[[int, int], Sequence[Positioned]],
+        partitions: int,
+    ) -> int:
+        """Fold from the store whatever of this partition is missing up to ``head``."""
+        with self.db.transaction() as cur:
+            watermark, recorded_at = self._partition_row(cur, generation, topic, partition)
+            if head <= watermark:
+                return watermark
+            todo = list(heal(watermark, head))
+            if todo:
+                self._fold_into(cur, self.table(generation), todo)
+                recorded_at = todo[-1].event.timestamp.isoformat()
+            cur.execute(
+                "UPDATE rm_kafka_partitions SET watermark = %s, recorded_at = %s"
+                " WHERE generation = %s AND topic = %s AND partition_no = %s",
+                (head, recorded_at, generation, topic, partition),
+            )
+            self._publish_low_watermark(cur, generation, topic, partitions)
+        return head
+
+    def partition_offsets(self, generation: int, topic: str) -> dict[int, tuple[int, int]]:
+        """Next offset and watermark of every partition this generation has tracked."""
+        with self.db.transaction() as cur:
+            cur.execute(
+                "SELECT partition_no, next_offset, watermark FROM rm_kafka_partitions"
+                " WHERE generation = %s AND topic = %s",
+                (generation, topic),
+            )
+            return {int(p): (int(o), int(w)) for p, o, w in cur.fetchall()}
+
+    def _partition_row(
+        self, cur: Cursor, generation: int, topic: str, partition: int
+    ) -> tuple[int, str | None]:
+        lock = " FOR UPDATE" if self.db.dialect == "postgres" else ""
+        query = (
+            "SELECT watermark, recorded_at FROM rm_kafka_partitions"
+            " WHERE generation = %s AND topic = %s AND partition_no = %s" + lock
+        )
+        cur.execute(query, (generation, topic, partition))
+        row = cur.fetchone()
+        if row is not None:
+            return int(row[0]), row[1]
+        # A partition first seen by this generation starts where the generation is:
+        # everything up to its tracked position (e.g. after a rebuild) is folded.
+        tracked = self.tracking(generation, cur)
+        cur.execute(
+            "INSERT INTO rm_kafka_partitions (generation, topic, partition_no, next_offset,"
+            " watermark, recorded_at) VALUES (%s, %s, %s, 0, %s, %s) ON CONFLICT DO NOTHING",
+            (generation, topic, partition, tracked.position, tracked.recorded_at),
+        )
+        cur.execute(query, (generation, topic, partition))
+        row = cur.fetchone()
+        return int(row[0]), row[1]
+
+    def _fold_into(self, cur: Cursor, table: str, todo: Sequence[Positioned]) -> None:
+        ids = sorted({str(p.event.originator_id) for p in todo})
+        docs = self._load(cur, table, ids, lock=True)
+        for item in todo:
+            key = str(item.event.originator_id)
+            folded = fold(docs.get(key), item.event)
+            if folded is not None:
+                docs[key] = folded
+        self._upsert(cur, table, docs.values())
+
+    def _publish_low_watermark(
+        self, cur: Cursor, generation: int, topic: str, partitions: int
+    ) -> None:
+        """Freshness on the Kafka path: every event up to the lowest partition watermark
+        is folded, once every partition has been seen."""
+        cur.execute(
+            "SELECT watermark, recorded_at FROM rm_kafka_partitions"
+            " WHERE generation = %s AND topic = %s ORDER BY watermark ASC",
+            (generation, topic),
+        )
+        rows = cur.fetchall()
+        if len(rows) < partitions:
+            return
+        cur.execute(
+            "UPDATE rm_tracking SET position = %s, recorded_at = %s, updated_at = %s"
+            " WHERE name = %s AND position < %s",
+            (
+                rows[0][0],
+                rows[0][1],
+                datetime.now().timestamp(),
+                self.tracking_name(generation),
+                rows[0][0],
+            ),
+        )
 
     # -- reads ----------------------------------------------------------------------------
 

@@ -25,6 +25,8 @@ fi
 
 scripts/ensure-postgres.sh
 export COACHLOG_TEST_POSTGRES_URL=${COACHLOG_TEST_POSTGRES_URL:-postgresql://postgres@127.0.0.1:5432/postgres}
+scripts/ensure-kafka.sh
+export COACHLOG_TEST_KAFKA_BOOTSTRAP=${COACHLOG_TEST_KAFKA_BOOTSTRAP:-${COACHLOG_KAFKA_HOST:-127.0.0.1}:${COACHLOG_KAFKA_PORT:-9092}}
 
 echo "== ruff"
 .venv/bin/ruff check .

@@ -165,6 +165,8 @@ def test_every_read_model_endpoint_answers_with_freshness(
             "head": head,
             "lag": 0,
             "recorded_at": body["freshness"]["recorded_at"],
+            "published": None,  # no relay in the embedded mode
+            "relay_lag": None,
         }
         assert response.headers["X-Coachlog-Position"] == str(head)
         assert response.headers["X-Coachlog-Lag"] == "0"

@@ -38,6 +38,18 @@ def test_the_compose_file_runs_postgres_and_kafka_with_health_checks() -> None:
     assert rendered.count("healthcheck:") >= 2
 
 
+def test_the_api_relay_and_two_projectors_start_after_the_schema_is_set_up() -> None:
+    services = set(_compose("config", "--services").stdout.split())
+    assert {"migrate", "api", "relay", "projector"} <= services
+    rendered = _compose("config").stdout
+    assert "replicas: 2" in rendered
+    assert "- project\n" in rendered
+    assert "- --source\n" in rendered
+    assert "- kafka\n" in rendered
+    assert "- relay\n" in rendered
+    assert rendered.count("condition: service_completed_successfully") >= 3
+
+
 def test_the_coachlog_services_point_at_the_compose_postgres() -> None:
     rendered = _compose("config").stdout
     assert (

@@ -1,0 +1,233 @@
+"""The projector: fold the Kafka topic into the read models, exactly once in effect.
+
+Instances share the topic's partitions in a consumer group. Broker offsets are never
+the source of truth: each partition's next offset and watermark live in the read-model
+database and commit in the same transaction as the documents they produced; on
+assignment the consumer seeks to them. Every record names the previous log position
+sent to its partition, so a lost record (a broker that forgot its data, offsets out
+of range) shows as a broken link and is healed from the event store. When a partition
+is idle, a sweep folds from the store whatever the relay has not published yet, which
+keeps freshness honest and closes any tail the broker lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from functools import partial
+from typing import Any
+
+from kafka import ConsumerRebalanceListener, KafkaConsumer, TopicPartition
+from kafka.errors import KafkaError
+
+from domain.application import Engagements
+from domain.event import EngagementEvent
+from projections.store import Linked, Positioned, ProgressStore
+from workers.codec import decode, partition_for
+from workers.settings import KafkaSettings
+
+log = logging.getLogger("coachlog.projector")
+
+
+class _SeekToStored(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, projector: KafkaProjector) -> None:
+        self.projector = projector
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        log.info("partitions revoked: %s", sorted(tp.partition for tp in revoked))
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        self.projector.seek_assigned(list(assigned))
+
+
+class KafkaProjector:
+    """One instance of the Kafka projection worker."""
+
+    def __init__(
+        self,
+        engagements: Engagements,
+        store: ProgressStore,
+        settings: KafkaSettings,
+        *,
+        sweep_after: float = 2.0,
+        max_records: int = 1000,
+    ) -> None:
+        self.engagements = engagements
+        self.store = store
+        self.settings = settings
+        self.sweep_after = sweep_after
+        self.max_records = max_records
+        self._stop = threading.Event()
+        self._consumer: KafkaConsumer | None = None
+        #: Partitions sought to a stored offset whose end offset is not checked yet.
+        self._unchecked: dict[TopicPartition, int] = {}
+        self.applied = 0
+        self.healed = 0
+
+    # -- healing from the store ---------------------------------------------------------
+
+    def heal(self, partition: int, after: int, upto: int) -> list[Positioned]:
+        """Events of ``partition`` with log positions in (after, upto], from the store."""
+        found: list[Positioned] = []
+        start = after
+        while start < upto:
+            notifications = self.engagements.recorder.select_notifications(
+                start=start, limit=1000, stop=upto, inclusive_of_start=False
+            )
+            if not notifications:
+                break
+            for notification in notifications:
+                if partition_for(notification.originator_id, self.settings.partitions) != partition:
+                    continue
+                event = self.engagements.mapper.to_domain_event(notification)
+                if isinstance(event, EngagementEvent):
+                    found.append(Positioned(notification.id, event))
+            start = notifications[-1].id
+        self.healed += len(found)
+        return found
+
+    # -- consuming ----------------------------------------------------------------------
+
+    def consumer(self) -> KafkaConsumer:
+        if self._consumer is None:
+            self._consumer = KafkaConsumer(
+                bootstrap_servers=self.settings.bootstrap,
+                group_id=self.settings.group,
+                enable_auto_commit=False,
+                auto_offset_reset="earliest",
+                session_timeout_ms=self.settings.session_timeout_ms,
+                heartbeat_interval_ms=max(500, self.settings.session_timeout_ms // 5),
+                max_poll_records=self.max_records,
+            )
+            self._consumer.subscribe([self.settings.topic], listener=_SeekToStored(self))
+        return self._consumer
+
+    def seek_assigned(self, assigned: Sequence[TopicPartition]) -> None:
+        """Start each newly assigned partition at the offset our database recorded."""
+        generation = self.store.live_generation()
+        offsets = self.store.partition_offsets(generation, self.settings.topic)
+        consumer = self.consumer()
+        for tp in assigned:
+            next_offset = offsets.get(tp.partition, (0, 0))[0]
+            consumer.seek(tp, next_offset)
+            self._unchecked[tp] = next_offset
+        log.info("partitions assigned: %s", sorted(tp.partition for tp in assigned))
+
+    def assigned(self) -> list[int]:
+        """Partitions this instance owns now."""
+        return sorted(tp.partition for tp in self.consumer().assignment())
+
+    def run_once(self, timeout_ms: int = 500) -> int:
+        """Fold one poll's worth of records; return how many records it saw."""
+        records = self.consumer().poll(timeout_ms=timeout_ms, max_records=self.max_records)
+        if self._unchecked:
+            self._clamp_to_end(records)
+        generation = self.store.live_generation()
+        seen = 0
+        for tp, messages in sorted(records.items(), key=lambda item: item[0].partition):
+            chain: list[Linked] = []
+            for message in messages:
+                try:
+                    chain.append(decode(message.value, list(message.headers or [])))
+                except (ValueError, KeyError, TypeError) as error:
+                    # Not ours or not decodable: the store remains the source of truth,
+                    # and the next link (or the sweep) heals whatever this record carried.
+                    log.warning("skipping record %s@%d: %s", tp, message.offset, error)
+            self.store.apply_partition(
+                generation,
+                self.settings.topic,
+                tp.partition,
+                chain,
+                messages[-1].offset + 1,
+                partial(self.heal, tp.partition),
+                self.settings.partitions,
+            )
+            seen += len(messages)
+        self.applied += seen
+        return seen
+
+    def _clamp_to_end(self, records: dict[TopicPartition, Any]) -> None:
+        """Seek back to the end of a partition whose stored offset lies past it.
+
+        The broker then holds fewer records than we consumed: it lost its log (a
+        restart, a recreated topic). Past the end some brokers (tansu) answer nothing
+        rather than "offset out of range", and the partition would stall until its new
+        log grew that long. Reading from the end it reports (tansu's may be a batch
+        short: duplicates are skipped), the next record's chain link heals what lies
+        before it from the store. Runs after poll: the blocking end_offsets call must
+        not run inside the rebalance callback.
+        """
+        consumer = self.consumer()
+        pending, self._unchecked = self._unchecked, {}
+        owned = consumer.assignment()
+        candidates = {tp: o for tp, o in pending.items() if tp in owned and not records.get(tp)}
+        if not candidates:
+            return
+        try:
+            ends = consumer.end_offsets(list(candidates))
+        except KafkaError as error:
+            log.warning("could not read end offsets (%s); keeping the stored ones", error)
+            return
+        for tp, stored in candidates.items():
+            end = ends.get(tp)
+            if end is not None and stored > end:
+                log.info(
+                    "partition %d: stored offset %d is past the log end %d; reading from there",
+                    tp.partition,
+                    stored,
+                    end,
+                )
+                consumer.seek(tp, end)
+
+    def sweep(self) -> None:
+        """Fold from the store what the owned partitions lack up to the log head."""
+        head = self.engagements.recorder.max_notification_id() or 0
+        generation = self.store.live_generation()
+        for partition in self.assigned():
+            self.store.sweep_partition(
+                generation,
+                self.settings.topic,
+                partition,
+                head,
+                partial(self.heal, partition),
+                self.settings.partitions,
+            )
+
+    def stop(self) -> None:
+        """Finish the poll under way, then stop."""
+        self._stop.set()
+
+    def run_forever(self) -> None:
+        """Consume, fold and heal until stopped; survive broker and database trouble."""
+        backoff = 0.5
+        idle_since = time.monotonic()
+        while not self._stop.is_set():
+            try:
+                if self.run_once() > 0:
+                    idle_since = time.monotonic()
+                elif time.monotonic() - idle_since >= self.sweep_after:
+                    self.sweep()
+                    idle_since = time.monotonic()
+                backoff = 0.5
+            except KafkaError as error:
+                log.warning("broker trouble (%s); reconnecting in %.1fs", error, backoff)
+                self._close_consumer()
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 10)
+            except Exception:
+                log.exception("projector step failed; resuming in %.1fs", backoff)
+                self._close_consumer()  # re-seek to the stored offsets on reassignment
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 10)
+        self._close_consumer()
+
+    def _close_consumer(self) -> None:
+        if self._consumer is not None:
+            try:
+                self._consumer.close(autocommit=False)
+            except Exception:
+                log.debug("closing the consumer failed", exc_info=True)
+        self._consumer = None
+        self._unchecked = {}

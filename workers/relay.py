@@ -1,0 +1,213 @@
+"""The relay: publish the event store's notification log to Kafka, in order, at least once.
+
+It reads the log after its tracked position in batches, sends each event to the
+engagement's partition (key = engagement id) with an idempotent producer and
+``acks=all``, waits until the broker acknowledged every record of the batch, and only
+then saves its position — together with the last position sent to each partition,
+which every message carries as its chain link. A crash before the save re-sends the
+batch (consumers skip the duplicates); nothing is ever skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from kafka import KafkaProducer
+from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+from domain.application import Engagements
+from domain.event import EngagementEvent
+from projections.database import Database
+from workers.codec import encode, partition_for
+from workers.settings import KafkaSettings
+
+log = logging.getLogger("coachlog.relay")
+
+SCHEMA = [
+    "CREATE TABLE IF NOT EXISTS relay_tracking (name TEXT PRIMARY KEY,"
+    " position BIGINT NOT NULL, updated_at DOUBLE PRECISION)",
+    "CREATE TABLE IF NOT EXISTS relay_partitions (name TEXT NOT NULL, topic TEXT NOT NULL,"
+    " partition_no INTEGER NOT NULL, last_position BIGINT NOT NULL,"
+    " PRIMARY KEY (name, topic, partition_no))",
+]
+
+
+def ensure_topic(settings: KafkaSettings) -> None:
+    """Create the topic with the configured partitions if the broker lacks it."""
+    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap, request_timeout_ms=10_000)
+    try:
+        if settings.topic not in admin.list_topics():
+            admin.create_topics(
+                [
+                    NewTopic(
+                        settings.topic,
+                        num_partitions=settings.partitions,
+                        replication_factor=settings.replication,
+                    )
+                ]
+            )
+            log.info("created topic %s with %d partitions", settings.topic, settings.partitions)
+    except TopicAlreadyExistsError:
+        pass
+    finally:
+        admin.close()
+
+
+class Relay:
+    """Publishes every engagement event of the store to Kafka."""
+
+    def __init__(
+        self,
+        engagements: Engagements,
+        db: Database,
+        settings: KafkaSettings,
+        *,
+        name: str = "relay",
+        batch_size: int = 500,
+        poll_interval: float = 0.2,
+    ) -> None:
+        self.engagements = engagements
+        self.db = db
+        self.settings = settings
+        self.name = name
+        self.batch_size = batch_size
+        self.poll_interval = poll_interval
+        self._producer: KafkaProducer | None = None
+        self._stop = threading.Event()
+        self.published = 0
+
+    def create_tables(self) -> None:
+        self.db.run_script(SCHEMA)
+        with self.db.transaction() as cur:
+            cur.execute(
+                "INSERT INTO relay_tracking (name, position, updated_at) VALUES (%s, 0, NULL)"
+                " ON CONFLICT DO NOTHING",
+                (self.name,),
+            )
+
+    def position(self) -> int:
+        """The last log position the broker acknowledged."""
+        with self.db.transaction() as cur:
+            cur.execute("SELECT position FROM relay_tracking WHERE name = %s", (self.name,))
+            row = cur.fetchone()
+        return 0 if row is None else int(row[0])
+
+    def _chain(self) -> dict[int, int]:
+        with self.db.transaction() as cur:
+            cur.execute(
+                "SELECT partition_no, last_position FROM relay_partitions"
+                " WHERE name = %s AND topic = %s",
+                (self.name, self.settings.topic),
+            )
+            return {int(p): int(pos) for p, pos in cur.fetchall()}
+
+    def producer(self) -> KafkaProducer:
+        if self._producer is None:
+            ensure_topic(self.settings)
+            self._producer = KafkaProducer(
+                bootstrap_servers=self.settings.bootstrap,
+                acks="all",
+                enable_idempotence=True,
+                linger_ms=5,
+                compression_type="gzip",
+                max_in_flight_requests_per_connection=5,
+                request_timeout_ms=15_000,
+                delivery_timeout_ms=30_000,
+            )
+        return self._producer
+
+    def _reset_producer(self) -> None:
+        if self._producer is not None:
+            try:
+                self._producer.close(timeout=1)
+            except Exception:
+                log.debug("closing the producer failed", exc_info=True)
+        self._producer = None
+
+    def run_once(self) -> int:
+        """Publish one batch after the tracked position; return how many events."""
+        start = self.position()
+        notifications = self.engagements.recorder.select_notifications(
+            start=start, limit=self.batch_size, inclusive_of_start=False
+        )
+        if not notifications:
+            return 0
+        chain = self._chain()
+        producer = self.producer()
+        futures = []
+        for notification in notifications:
+            event = self.engagements.mapper.to_domain_event(notification)
+            if not isinstance(event, EngagementEvent):
+                continue
+            partition = partition_for(event.originator_id, self.settings.partitions)
+            message = encode(
+                event, notification.id, chain.get(partition, 0), self.settings.partitions
+            )
+            chain[partition] = notification.id
+            futures.append(
+                producer.send(
+                    self.settings.topic,
+                    key=message.key,
+                    value=message.value,
+                    headers=message.headers,
+                    partition=message.partition,
+                )
+            )
+        producer.flush(timeout=30)
+        for future in futures:
+            future.get(timeout=30)  # raises if the broker did not acknowledge
+        last = notifications[-1].id
+        self._save(start, last, chain)
+        self.published += len(futures)
+        return len(notifications)
+
+    def _save(self, start: int, last: int, chain: dict[int, int]) -> None:
+        with self.db.transaction() as cur:
+            cur.execute(
+                "UPDATE relay_tracking SET position = %s, updated_at = %s"
+                " WHERE name = %s AND position = %s",
+                (last, time.time(), self.name, start),
+            )
+            if cur.rowcount != 1:
+                msg = f"relay {self.name} moved past {start}: is another relay running?"
+                raise RuntimeError(msg)
+            for partition, position in chain.items():
+                cur.execute(
+                    "INSERT INTO relay_partitions (name, topic, partition_no, last_position)"
+                    " VALUES (%s, %s, %s, %s) ON CONFLICT (name, topic, partition_no)"
+                    " DO UPDATE SET last_position = excluded.last_position",
+                    (self.name, self.settings.topic, partition, position),
+                )
+
+    def stop(self) -> None:
+        """Finish the batch under way, then stop."""
+        self._stop.set()
+
+    def run_forever(self) -> None:
+        """Publish as the log grows; on any failure, back off and resume from tracking."""
+        backoff = 0.5
+        while not self._stop.is_set():
+            try:
+                if self.run_once() == 0:
+                    self._stop.wait(self.poll_interval)
+                backoff = 0.5
+            except (KafkaError, OSError) as error:
+                log.warning("broker trouble (%s); retrying in %.1fs", error, backoff)
+                self._reset_producer()
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 10)
+            except Exception:
+                log.exception("relay batch failed; retrying in %.1fs", backoff)
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 10)
+        self._reset_producer()
+
+    def lag(self) -> dict[str, Any]:
+        """Head of the log, published position and the difference."""
+        head = self.engagements.recorder.max_notification_id() or 0
+        position = self.position()
+        return {"head": head, "published": position, "lag": head - position}
