@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any, Protocol
 
 import psycopg
@@ -57,17 +57,13 @@ class Database:
 
     dialect: str
 
-    @contextmanager
-    def transaction(self) -> Iterator[Cursor]:
-        """Yield a cursor in a transaction that commits when the block succeeds."""
+    def transaction(self) -> AbstractContextManager[Cursor]:
+        """A cursor in a transaction that commits when the block succeeds."""
         raise NotImplementedError
-        yield  # pragma: no cover
 
-    @contextmanager
-    def read(self) -> Iterator[Cursor]:
-        """Yield a cursor for reading only (no write lock taken where that matters)."""
-        with self.transaction() as cursor:
-            yield cursor
+    def read(self) -> AbstractContextManager[Cursor]:
+        """A cursor for reading only (no write lock taken where that matters)."""
+        return self.transaction()
 
     def ping(self) -> None:
         """Raise DatabaseUnavailable unless the database answers a trivial query."""
@@ -108,11 +104,10 @@ class SqliteDatabase(Database):
         return conn
 
     @contextmanager
-    def read(self) -> Iterator[Cursor]:
-        """A deferred transaction: under WAL, readers never wait for the writer."""
+    def _begin(self, statement: str) -> Iterator[Cursor]:
         conn = self._connect()
         try:
-            conn.execute("BEGIN")
+            conn.execute(statement)
             yield _SqliteCursor(conn.cursor())
             conn.execute("COMMIT")
         except BaseException:
@@ -122,19 +117,13 @@ class SqliteDatabase(Database):
         finally:
             conn.close()
 
-    @contextmanager
-    def transaction(self) -> Iterator[Cursor]:
-        conn = self._connect()
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-            yield _SqliteCursor(conn.cursor())
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        finally:
-            conn.close()
+    def read(self) -> AbstractContextManager[Cursor]:
+        """A deferred transaction: under WAL, readers never wait for the writer."""
+        return self._begin("BEGIN")
+
+    def transaction(self) -> AbstractContextManager[Cursor]:
+        """A write transaction: takes SQLite's write lock at once, so it cannot deadlock."""
+        return self._begin("BEGIN IMMEDIATE")
 
 
 class PostgresDatabase(Database):
