@@ -44,19 +44,21 @@ def partition_for(engagement_id: str | UUID, partitions: int) -> int:
     return (digest & 0x7FFFFFFF) % partitions
 
 
-def _plain(value: Any) -> Any:
+def plain_json(value: Any) -> Any:
+    """``value`` with times, decimals and UUIDs as strings, recursively (JSON-ready)."""
     if isinstance(value, datetime | date):
         return value.isoformat()
     if isinstance(value, Decimal | UUID):
         return str(value)
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): plain_json(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
+        return [plain_json(v) for v in value]
     return value
 
 
-def _blank(value: Any) -> Any:
+def blank(value: Any) -> Any:
+    """An empty value of the same shape (for a redacted field)."""
     if isinstance(value, dict):
         return {}
     if isinstance(value, list):
@@ -72,8 +74,8 @@ def encode(event: EngagementEvent, position: int, previous: int, partitions: int
         value = getattr(event, f.name)
         if f.name in PERSONAL_FIELDS:
             redacted.append(f.name)
-            value = _blank(value)
-        data[f.name] = _plain(value)
+            value = blank(value)
+        data[f.name] = plain_json(value)
     data["redacted"] = redacted
     engagement_id = str(event.originator_id)
     headers = [

@@ -16,14 +16,13 @@ import json
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime
-from decimal import Decimal
+from datetime import datetime
 from typing import IO, Any
-from uuid import UUID
 
 from domain.application import Engagements
 from domain.event import PERSONAL_FIELDS, EngagementEvent
 from domain.lifecycle import EngagementOpened
+from workers.codec import plain_json
 
 #: Person identifiers: replaced by keyed hashes in the pseudonymized form.
 PERSON_FIELDS = frozenset(
@@ -96,24 +95,6 @@ class Pseudonymizer:
         return f"p_{digest[:20]}"
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, Decimal | UUID):
-        return str(value)
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
-
-
-def _blank(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {}
-    return [] if isinstance(value, list) else ""
-
-
 def pseudonymize(event: EngagementEvent, pseudonymizer: Pseudonymizer) -> EngagementEvent:
     """A copy of ``event`` with person ids hashed and free text emptied (same type)."""
     changes: dict[str, Any] = {}
@@ -155,7 +136,7 @@ def row(
         "actor_role": meta["actor_role"],
         "correlation_id": str(meta["correlation_id"]),
         "causation_id": None if meta["causation_id"] is None else str(meta["causation_id"]),
-        "payload": _plain(payload),
+        "payload": plain_json(payload),
     }
 
 
