@@ -76,7 +76,13 @@ class JSONProvider(DefaultJSONProvider):
 
 
 class CoachlogApi(Api):
-    """flask-smorest's Api, leaving error rendering to our problem+json handlers."""
+    """flask-smorest's Api, leaving error rendering to our problem+json handlers.
+
+    No catch-all ``default`` response in the document: every status an operation can
+    answer is declared (as problem+json), so clients and schemathesis can hold us to it.
+    """
+
+    DEFAULT_ERROR_RESPONSE_NAME = None
 
     def _register_error_handlers(self) -> None:
         pass

@@ -106,6 +106,7 @@ def _errors(view: Any) -> Any:
         (401, "Missing or invalid token."),
         (404, "Not found in your firm."),
         (422, "Invalid query."),
+        (503, "The database is not answering; retry after Retry-After seconds."),
     ):
         view = blp.alt_response(
             status, schema=ProblemSchema, description=text, content_type="application/problem+json"

@@ -72,12 +72,13 @@ _ERRORS = {
     413: "The body is too large.",
     415: "The body must be application/json.",
     422: "Validation failed (per-field messages), or an Idempotency-Key reused with another body.",
+    503: "The database is not answering; retry after Retry-After seconds.",
 }
 
 
 def _document_errors(*statuses: int) -> Callable[[Any], Any]:
     def decorate(view: Any) -> Any:
-        for status in statuses:
+        for status in (*statuses, 503):
             view = blp.alt_response(
                 status,
                 schema=ProblemSchema,
