@@ -14,7 +14,7 @@ from flask.json.provider import DefaultJSONProvider
 from flask_smorest import Api
 from werkzeug.wrappers import Response
 
-from api import health, metrics, problems, security
+from api import health, metrics, pages, problems, security
 from api.accounts import Accounts
 from api.dashboards import blp as dashboards_blp
 from api.engagements import blp as engagements_blp
@@ -126,6 +126,7 @@ def create_app(services: Services, config: dict[str, Any] | None = None) -> Flas
     app.before_request(_refuse_nul_in_path)
     app.register_blueprint(health.bp)
     app.register_blueprint(metrics.bp)
+    pages.register(app)  # browser dashboards: a plain blueprint, not in the OpenAPI document
     app.extensions["coachlog_metrics"] = metrics.registry_for(services)
 
     @app.get("/docs/assets/<path:filename>")

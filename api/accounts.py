@@ -53,7 +53,8 @@ class Principal:
     role: str
 
 
-def _hash(token: str) -> str:
+def token_hash(token: str) -> str:
+    """The SHA-256 hex digest a token is stored under."""
     return hashlib.sha256(token.encode()).hexdigest()
 
 
@@ -119,7 +120,7 @@ class Accounts:
             cur.execute(
                 "INSERT INTO coachlog_tokens (token_hash, token_prefix, firm_id, user_id,"
                 " created_at) VALUES (%s, %s, %s, %s, %s)",
-                (_hash(token), token[:10], firm_id, user_id, time.time()),
+                (token_hash(token), token[:10], firm_id, user_id, time.time()),
             )
         return token
 
@@ -130,7 +131,7 @@ class Accounts:
                 cur.execute(
                     "UPDATE coachlog_tokens SET revoked_at = %s"
                     " WHERE token_hash = %s AND revoked_at IS NULL",
-                    (time.time(), _hash(token_or_prefix)),
+                    (time.time(), token_hash(token_or_prefix)),
                 )
             else:
                 cur.execute(
@@ -144,12 +145,16 @@ class Accounts:
         """Return who a bearer token belongs to, or None if it is unknown or revoked."""
         if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
             return None
+        return self.authenticate_hash(token_hash(token))
+
+    def authenticate_hash(self, digest: str) -> Principal | None:
+        """Like ``authenticate``, from the token's SHA-256 hash (what a page session keeps)."""
         with self.db.transaction() as cur:
             cur.execute(
                 "SELECT u.firm_id, u.user_id, u.role FROM coachlog_tokens t"
                 " JOIN coachlog_users u ON u.firm_id = t.firm_id AND u.user_id = t.user_id"
                 " WHERE t.token_hash = %s AND t.revoked_at IS NULL",
-                (_hash(token),),
+                (digest,),
             )
             row = cur.fetchone()
         return None if row is None else Principal(firm_id=row[0], user_id=row[1], role=row[2])

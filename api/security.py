@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Flask, Response, current_app, g, request
 
 from api.accounts import Accounts, Principal
+from api.pages import is_page
 from api.problems import problem
 
 #: Paths anyone may read: probes, metrics (positions only), the OpenAPI document, docs.
@@ -23,6 +24,8 @@ def current_principal() -> Principal:
 def _authenticate() -> Response | None:
     if request.path.startswith(PUBLIC_PREFIXES) or request.method == "OPTIONS":
         return None
+    if is_page(request.path):
+        return None  # pages sign in with their session cookie (api/pages.py)
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
     challenge = {"WWW-Authenticate": 'Bearer realm="coachlog"'}

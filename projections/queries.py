@@ -279,7 +279,11 @@ class Dashboards:
         )
         return self.store.table(generation), fresh
 
-    def _docs(
+    def documents(self, firm_id: str) -> tuple[list[Doc], Freshness]:
+        """Every progress document of the firm, with the freshness they share."""
+        return self._select(firm_id)
+
+    def _select(
         self, firm_id: str, where: str = "", params: Iterable[Any] = ()
     ) -> tuple[list[Doc], Freshness]:
         with self.store.db.read() as cur:
@@ -287,8 +291,9 @@ class Dashboards:
             cur.execute(f"SELECT doc FROM {table} WHERE firm_id = %s{where}", (firm_id, *params))
             return [json.loads(row[0]) for row in cur.fetchall()], fresh
 
-    def _doc(self, firm_id: str, engagement_id: str) -> tuple[Doc, Freshness]:
-        docs, fresh = self._docs(firm_id, " AND engagement_id = %s", (engagement_id,))
+    def document(self, firm_id: str, engagement_id: str) -> tuple[Doc, Freshness]:
+        """One engagement's progress document; NotFound outside the firm."""
+        docs, fresh = self._select(firm_id, " AND engagement_id = %s", (engagement_id,))
         if not docs:
             raise NotFound(f"engagement {engagement_id} not found (or not projected yet)")
         return docs[0], fresh
@@ -297,14 +302,14 @@ class Dashboards:
         self, firm_id: str, engagement_id: str, now: datetime
     ) -> tuple[dict[str, Any], Freshness]:
         """The engagement progress dashboard."""
-        doc, fresh = self._doc(firm_id, engagement_id)
+        doc, fresh = self.document(firm_id, engagement_id)
         return engagement_dashboard(doc, now), fresh
 
     def sponsor(
         self, firm_id: str, engagement_id: str, now: datetime
     ) -> tuple[dict[str, Any], Freshness]:
         """The sponsor report of one engagement."""
-        doc, fresh = self._doc(firm_id, engagement_id)
+        doc, fresh = self.document(firm_id, engagement_id)
         if doc["sponsor_id"] is None:
             raise NotFound(f"engagement {engagement_id} has no sponsor")
         return sponsor_report(doc, now), fresh
@@ -360,7 +365,7 @@ class Dashboards:
 
     def coach(self, firm_id: str, coach_id: str, now: datetime) -> tuple[dict[str, Any], Freshness]:
         """A coach's portfolio: figures, then engagements with off-track ones first."""
-        docs, fresh = self._docs(firm_id, " AND coach_id = %s", (coach_id,))
+        docs, fresh = self._select(firm_id, " AND coach_id = %s", (coach_id,))
         if not docs:
             raise NotFound(f"coach {coach_id} has no engagements in this firm")
         summaries = sorted(
@@ -371,7 +376,7 @@ class Dashboards:
 
     def firm(self, firm_id: str, now: datetime) -> tuple[dict[str, Any], Freshness]:
         """The firm overview: totals, then the same figures by coach and by segment."""
-        docs, fresh = self._docs(firm_id)
+        docs, fresh = self.documents(firm_id)
         by_coach: dict[str, list[Doc]] = defaultdict(list)
         by_segment: dict[str, list[Doc]] = defaultdict(list)
         for doc in docs:
@@ -386,7 +391,7 @@ class Dashboards:
 
     def roi(self, firm_id: str, group_by: str) -> tuple[dict[str, Any], Freshness]:
         """ROI per engagement, or its median and IQR per coach or per client segment."""
-        docs, fresh = self._docs(firm_id)
+        docs, fresh = self.documents(firm_id)
         if group_by == "engagement":
             rows = [
                 {

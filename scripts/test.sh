@@ -23,6 +23,19 @@ if ! command -v docker-compose >/dev/null 2>&1; then
   fi
 fi
 
+# The browser tests (tests/ui) drive Debian's headless Chromium through its chromedriver.
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "test.sh: installing Debian's chromium and chromium-driver (for tests/ui)"
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+      chromium chromium-driver fonts-liberation >/dev/null
+  else
+    echo "test.sh: chromium is missing; install it (apt-get install chromium chromium-driver)" >&2
+    exit 1
+  fi
+fi
+
 scripts/ensure-postgres.sh
 export COACHLOG_TEST_POSTGRES_URL=${COACHLOG_TEST_POSTGRES_URL:-postgresql://postgres@127.0.0.1:5432/postgres}
 scripts/ensure-kafka.sh
