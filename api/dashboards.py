@@ -14,16 +14,16 @@ from uuid import UUID
 import flask
 from flask import Response, current_app
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import Schema, validate
 from marshmallow import fields as mf
 
+from api.engagements import EngagementBlueprint
 from api.problems import problem
 from api.schemas import ProblemSchema, RequestSchema
 from api.security import current_principal
 from projections.queries import FILTERS, SORTS, Dashboards, Freshness, NotFound
 
-blp = Blueprint(
+blp = EngagementBlueprint(
     "dashboards",
     __name__,
     description="Read models: progress dashboards, lists, portfolios and ROI (with freshness).",

@@ -42,7 +42,11 @@ from domain.errors import EngagementAlreadyExists, EngagementNotFound
 
 
 class DecimalJsonParser(FlaskParser):
-    """Parse JSON numbers with a fraction as Decimal, so money is never a float."""
+    """Parse JSON numbers with a fraction as Decimal, so money is never a float; and let
+    query schemas refuse unknown parameters (a typo such as ``?as_of=`` must not quietly
+    return the current state)."""
+
+    DEFAULT_UNKNOWN_BY_LOCATION = {**FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION, "query": None}
 
     def _raw_load_json(self, req: flask.Request) -> Any:
         if not is_json_request(req):
@@ -51,6 +55,8 @@ class DecimalJsonParser(FlaskParser):
 
 
 class EngagementBlueprint(Blueprint):
+    """Blueprints of the JSON API: decimals stay exact, unknown parameters are refused."""
+
     ARGUMENTS_PARSER = DecimalJsonParser()
 
 

@@ -257,3 +257,14 @@ def test_another_firms_engagement_is_404_with_no_hint(
     assert_problem(refused, 404, "engagement_not_found")
     owner = {"Authorization": f"Bearer {token_for('coach', OTHER_FIRM)}"}
     assert len(history(client, owner, theirs)) == 1
+
+
+def test_an_unknown_query_parameter_is_refused_not_ignored(
+    client: FlaskClient, auth: dict[str, str]
+) -> None:
+    engagement_id = open_engagement(client, auth)
+    typo = client.get(f"/engagements/{engagement_id}?as_of=2026-01-01T00:00:00Z", headers=auth)
+    assert_problem(typo, 422, "validation_failed")
+    assert "as_of" in typo.get_json()["errors"]
+    listed = client.get("/engagements?colour=blue", headers=auth)
+    assert_problem(listed, 422, "validation_failed")
