@@ -87,8 +87,8 @@ def roi_distribution(
 
 
 def revenue(groups: Mapping[str, Mapping[str, Any]]) -> Spec:
-    """Paid and outstanding invoices per coach."""
-    names = list(groups)
+    """Paid and outstanding invoices per coach (coaches billing in one currency)."""
+    names = [n for n in groups if groups[n]["paid"] is not None]
     return _bar(
         names,
         [

@@ -146,8 +146,23 @@ def group_stats(docs: Sequence[Doc], now: datetime) -> dict[str, Any]:
     money = [metrics.money(d) for d in docs]
     rois = [metrics.roi(d) for d in docs]
     with_outcomes = [r for r in rois if r["outcomes_counted"] and r["roi_pct"] is not None]
+    # Sums of money only mean something in one currency; a firm billing in several
+    # gets them per currency instead (ROI % and BCR are ratios, comparable anyway).
+    currencies = sorted({d["currency"] for d in docs})
+    by_currency = {
+        currency: {
+            key: sum(
+                (m[key] for m, d in zip(money, docs, strict=True) if d["currency"] == currency),
+                Decimal(0),
+            )
+            for key in ("invoiced", "paid", "outstanding")
+        }
+        for currency in currencies
+    }
+    single = by_currency[currencies[0]] if len(currencies) == 1 else None
     benefit = sum((r["benefit"] for r in with_outcomes), Decimal(0))
     cost = sum((r["cost"] for r in with_outcomes), Decimal(0))
+    pooled = None if cost == 0 or len(currencies) > 1 else (benefit - cost) / cost * 100
     return {
         "engagements": len(docs),
         **by_status,
@@ -158,18 +173,18 @@ def group_stats(docs: Sequence[Doc], now: datetime) -> dict[str, Any]:
         "no_show_rate": _round(no_show / (held + no_show)) if held + no_show else None,
         "late_cancel_rate": _round(late / ended) if ended else None,
         "nps": metrics.nps(latest_nps),
-        "invoiced": sum((m["invoiced"] for m in money), Decimal(0)),
-        "paid": sum((m["paid"] for m in money), Decimal(0)),
-        "outstanding": sum((m["outstanding"] for m in money), Decimal(0)),
+        "currency": currencies[0] if len(currencies) == 1 else None,
+        "invoiced": None if single is None else single["invoiced"],
+        "paid": None if single is None else single["paid"],
+        "outstanding": None if single is None else single["outstanding"],
+        "money_by_currency": by_currency,
         "roi": {
             "engagements_with_outcomes": len(with_outcomes),
             "roi_pct": _quartiles([float(r["roi_pct"]) for r in with_outcomes]),
             "bcr": _quartiles([float(r["bcr"]) for r in with_outcomes]),
-            "benefit": benefit,
-            "cost": cost,
-            "pooled_roi_pct": None
-            if cost == 0
-            else ((benefit - cost) / cost * 100).quantize(Decimal("0.01")),
+            "benefit": None if len(currencies) > 1 else benefit,
+            "cost": None if len(currencies) > 1 else cost,
+            "pooled_roi_pct": None if pooled is None else pooled.quantize(Decimal("0.01")),
         },
     }
 

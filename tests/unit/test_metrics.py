@@ -289,3 +289,20 @@ def test_the_dashboard_reports_overdue_commitments_and_wellbeing_trend(app: Enga
         "motivation": 2,
         "imposter_feelings": -3,
     }
+
+
+def test_money_is_summed_per_currency_never_across_currencies(app: Engagements) -> None:
+    euros = Script(app)
+    euros.do(1, c.IssueInvoice, amount=Decimal("1000"), currency="EUR")
+    pounds = Script(app, client_id="client-2", currency="GBP")
+    pounds.do(1, c.IssueInvoice, amount=Decimal("700"), currency="GBP")
+    mixed = group_stats([euros.doc(), pounds.doc()], T0 + timedelta(days=5))
+    assert (mixed["currency"], mixed["invoiced"], mixed["roi"]["pooled_roi_pct"]) == (
+        None,
+        None,
+        None,
+    )
+    assert mixed["money_by_currency"]["EUR"]["invoiced"] == Decimal("1000.00")
+    assert mixed["money_by_currency"]["GBP"]["outstanding"] == Decimal("700.00")
+    alone = group_stats([euros.doc()], T0 + timedelta(days=5))
+    assert (alone["currency"], alone["invoiced"]) == ("EUR", Decimal("1000.00"))
