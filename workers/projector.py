@@ -71,6 +71,7 @@ class KafkaProjector:
     def heal(self, partition: int, after: int, upto: int) -> list[Positioned]:
         """Events of ``partition`` with log positions in (after, upto], from the store."""
         found: list[Positioned] = []
+        count = self.partitions()
         start = after
         while start < upto:
             notifications = self.engagements.recorder.select_notifications(
@@ -79,7 +80,7 @@ class KafkaProjector:
             if not notifications:
                 break
             for notification in notifications:
-                if partition_for(notification.originator_id, self.settings.partitions) != partition:
+                if partition_for(notification.originator_id, count) != partition:
                     continue
                 event = self.engagements.mapper.to_domain_event(notification)
                 if isinstance(event, EngagementEvent):
@@ -87,6 +88,11 @@ class KafkaProjector:
             start = notifications[-1].id
         self.healed += len(found)
         return found
+
+    def partitions(self) -> int:
+        """The topic's real partition count (what the relay hashes keys over)."""
+        found = self.consumer().partitions_for_topic(self.settings.topic)
+        return len(found) if found else self.settings.partitions
 
     # -- consuming ----------------------------------------------------------------------
 
@@ -100,6 +106,10 @@ class KafkaProjector:
                 session_timeout_ms=self.settings.session_timeout_ms,
                 heartbeat_interval_ms=max(500, self.settings.session_timeout_ms // 5),
                 max_poll_records=self.max_records,
+                # Never let a subscription create the topic with the broker's defaults:
+                # the relay creates it with the configured partitions.
+                allow_auto_create_topics=False,
+                metadata_max_age_ms=10_000,  # notice a topic created after we subscribed
             )
             self._consumer.subscribe([self.settings.topic], listener=_SeekToStored(self))
         return self._consumer
@@ -142,7 +152,7 @@ class KafkaProjector:
                 chain,
                 messages[-1].offset + 1,
                 partial(self.heal, tp.partition),
-                self.settings.partitions,
+                self.partitions(),
             )
             seen += len(messages)
         self.applied += seen
@@ -192,7 +202,7 @@ class KafkaProjector:
                 partition,
                 head,
                 partial(self.heal, partition),
-                self.settings.partitions,
+                self.partitions(),
             )
 
     def stop(self) -> None:

@@ -138,15 +138,16 @@ class Relay:
             return 0
         chain = self._chain()
         producer = self.producer()
+        # The topic's real partition count decides where keys go (it may predate our
+        # setting, and some brokers cannot add partitions); projectors read it the same way.
+        partitions = len(producer.partitions_for(self.settings.topic))
         futures = []
         for notification in notifications:
             event = self.engagements.mapper.to_domain_event(notification)
             if not isinstance(event, EngagementEvent):
                 continue
-            partition = partition_for(event.originator_id, self.settings.partitions)
-            message = encode(
-                event, notification.id, chain.get(partition, 0), self.settings.partitions
-            )
+            partition = partition_for(event.originator_id, partitions)
+            message = encode(event, notification.id, chain.get(partition, 0), partitions)
             chain[partition] = notification.id
             futures.append(
                 producer.send(
