@@ -1,0 +1,1 @@
+"""Benchmarks of coachlog against the physical limits measured in the same run."""
