@@ -65,6 +65,7 @@ class KafkaProjector:
         self._unchecked: dict[TopicPartition, int] = {}
         self.applied = 0
         self.healed = 0
+        self._partition_count: int | None = None
 
     # -- healing from the store ---------------------------------------------------------
 
@@ -90,9 +91,9 @@ class KafkaProjector:
         return found
 
     def partitions(self) -> int:
-        """The topic's real partition count (what the relay hashes keys over)."""
-        found = self.consumer().partitions_for_topic(self.settings.topic)
-        return len(found) if found else self.settings.partitions
+        """The topic's real partition count (what the relay hashes keys over), as read
+        when partitions were last assigned; the setting until then."""
+        return self._partition_count or self.settings.partitions
 
     # -- consuming ----------------------------------------------------------------------
 
@@ -119,6 +120,8 @@ class KafkaProjector:
         generation = self.store.live_generation()
         offsets = self.store.partition_offsets(generation, self.settings.topic)
         consumer = self.consumer()
+        known = consumer.partitions_for_topic(self.settings.topic)
+        self._partition_count = len(known) if known else None
         for tp in assigned:
             next_offset = offsets.get(tp.partition, (0, 0))[0]
             consumer.seek(tp, next_offset)
