@@ -1,6 +1,6 @@
 """Generate a realistic coaching firm: coaches, clients, months of engagement history.
 
-Deterministic for a given ``seed`` and ``today``: ids, names, times and figures all come
+Deterministic for a given ``seed``, firm and ``today``: ids, names, times and figures all come
 from one random generator. Every engagement is written through the domain's rules (an
 import of a whole timeline, saved at once), so seeded data is as valid as live data.
 """
@@ -620,7 +620,8 @@ def firm_timelines(
     tuple[tuple[CommandContext, c.OpenEngagement], list[tuple[CommandContext, c.Command]]]
 ]:
     """Yield each engagement's opening and timeline, deterministically for ``seed``."""
-    rng = random.Random(seed)
+    # Keyed by firm too: another firm seeded with the same seed gets its own ids.
+    rng = random.Random(f"{seed}:{firm_id}")
     for index in range(engagements):
         opening, steps = _engagement(rng, firm_id, today, index)
         steps.sort(key=lambda step: step[0].occurred_at or today)

@@ -171,3 +171,13 @@ def test_seeding_twice_with_the_same_seed_adds_nothing_twice(tmp_path: Path) -> 
     assert (first.engagements, again.engagements, again.skipped) == (3, 0, 3)
     assert app.recorder.max_notification_id() == first.events
     app.close()
+
+
+def test_two_firms_seeded_with_the_same_seed_get_their_own_engagements(tmp_path: Path) -> None:
+    env = {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": str(tmp_path / "s.db")}
+    app = Engagements(env=env)
+    north = seed_firm(app, seed=4, engagements=2, today=TODAY, firm_id="firm-north")
+    south = seed_firm(app, seed=4, engagements=2, today=TODAY, firm_id="firm-south")
+    assert (north.engagements, south.engagements, south.skipped) == (2, 2, 0)
+    assert not set(north.engagement_ids) & set(south.engagement_ids)
+    app.close()
