@@ -67,9 +67,12 @@ def roi_distribution(
             {
                 "type": "line",
                 "label": "Median",
+                # Points name their row, so groups without an ROI are simply left out
+                # (a null among object points breaks Chart.js's parser).
                 "data": [
-                    {"x": q["median"], "y": text} if q else None
+                    {"x": q["median"], "y": text}
                     for q, text in zip(quartiles, labels, strict=True)
+                    if q
                 ],
                 "showLine": False,
                 "pointStyle": "line",
