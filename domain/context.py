@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
 
 from domain.errors import InvalidValue, MissingActor, OccurredInFuture
-from domain.values import Role, enum_value, text
+from domain.values import Role, enum_value, moment_utc, text
 
 #: How far an ``occurred_at`` may lie ahead of the server clock (client clock skew).
 CLOCK_SKEW = timedelta(minutes=5)
@@ -52,16 +52,13 @@ class CommandContext:
         """Return when the command happened: the given time, or ``now`` when unset."""
         if self.occurred_at is None:
             return now
-        try:
-            self.occurred_at.astimezone(UTC)
-        except OverflowError:
-            raise InvalidValue("occurred_at", "is not a representable moment in UTC") from None
-        if self.occurred_at > now + CLOCK_SKEW:
+        occurred_at = moment_utc("occurred_at", self.occurred_at)
+        if occurred_at > now + CLOCK_SKEW:
             raise OccurredInFuture(
                 f"occurred_at {self.occurred_at.isoformat()} is in the future "
                 f"(server time {now.isoformat()})"
             )
-        return self.occurred_at.astimezone(UTC)
+        return occurred_at
 
 
 _current: ContextVar[CommandContext | None] = ContextVar("coachlog_command", default=None)

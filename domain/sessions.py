@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from domain.errors import InvalidValue, SessionAlreadyEnded, SessionNotFound
 from domain.event import EngagementEvent
 from domain.state import EngagementState, SessionRecord
-from domain.values import Pillar, SessionStatus, enum_value, in_range, text
+from domain.values import Pillar, SessionStatus, enum_value, in_range, moment_utc, text
 
 MAX_SESSION_MINUTES = 480
 
@@ -88,15 +88,6 @@ class SessionNoShow(EngagementEvent):
         record.counts_against_allocation = True
 
 
-def _moment(field: str, value: datetime) -> datetime:
-    if not isinstance(value, datetime) or value.tzinfo is None:
-        raise InvalidValue(field, "must be a date-time with a timezone offset")
-    try:
-        return value.astimezone(UTC)
-    except OverflowError:
-        raise InvalidValue(field, "is not a representable moment in UTC") from None
-
-
 class SessionCommands(EngagementState):
     """Commands on coaching sessions."""
 
@@ -120,7 +111,7 @@ class SessionCommands(EngagementState):
         self._record(
             SessionScheduled,
             session_id=ident,
-            scheduled_for=_moment("scheduled_for", scheduled_for),
+            scheduled_for=moment_utc("scheduled_for", scheduled_for),
             duration_minutes=in_range("duration_minutes", duration_minutes, 5, MAX_SESSION_MINUTES),
         )
         return ident
@@ -133,7 +124,7 @@ class SessionCommands(EngagementState):
         self._record(
             SessionRescheduled,
             session_id=self._ref(session_id),
-            scheduled_for=_moment("scheduled_for", scheduled_for),
+            scheduled_for=moment_utc("scheduled_for", scheduled_for),
         )
 
     def cancel_session(

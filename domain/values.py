@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import TypeVar
@@ -263,6 +263,16 @@ def text(field: str, value: str, *, max_length: int = 10_000, required: bool = T
     if len(stripped) > max_length:
         raise InvalidValue(field, f"must be at most {max_length} characters")
     return stripped
+
+
+def moment_utc(field: str, value: datetime) -> datetime:
+    """Return a timezone-aware date-time in UTC, refusing naive or unrepresentable ones."""
+    if not isinstance(value, datetime) or value.tzinfo is None:
+        raise InvalidValue(field, "must be a date-time with a timezone offset")
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise InvalidValue(field, "is not a representable moment in UTC") from None
 
 
 def a_date(field: str, value: date) -> date:

@@ -141,7 +141,7 @@ def money(doc: Doc) -> Doc:
     }
 
 
-def roi(doc: Doc) -> Doc:
+def roi(doc: Doc, money_figures: Doc | None = None) -> Doc:
     """Phillips ROI of one engagement.
 
     benefit = Σ annualized value × attribution × confidence over verified, non-excluded
@@ -159,7 +159,7 @@ def roi(doc: Doc) -> Doc:
         ),
         Decimal(0),
     )
-    figures = money(doc)
+    figures = money_figures if money_figures is not None else money(doc)
     cost = figures["invoiced"] + figures["costs"]
     measurable = cost > 0 and bool(counted)
     roi_pct = (benefit - cost) / cost * 100 if measurable else None

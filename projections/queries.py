@@ -126,8 +126,38 @@ def engagement_dashboard(doc: Doc, now: datetime) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class Figures:
+    """What group figures need of one engagement, computed once per answer (a firm
+    overview puts every engagement in three groups: the firm, its coach, its segment)."""
+
+    doc: Doc
+    counts: dict[str, Any]
+    money: dict[str, Any]
+    roi: dict[str, Any]
+
+
+def figures_of(doc: Doc) -> Figures:
+    """Session counts, money and ROI of one engagement."""
+    money = metrics.money(doc)
+    return Figures(doc, metrics.session_counts(doc), money, metrics.roi(doc, money))
+
+
 def group_stats(docs: Sequence[Doc], now: datetime) -> dict[str, Any]:
     """Portfolio figures over a set of engagements (a coach's, a segment's, a firm's)."""
+    return _group_stats([figures_of(d) for d in docs], now)
+
+
+def _grouped(figures: Sequence[Figures], key: str, now: datetime) -> dict[str, Any]:
+    """Group figures by a document field (coach, segment), groups in sorted order."""
+    groups: dict[str, list[Figures]] = defaultdict(list)
+    for f in figures:
+        groups[f.doc[key]].append(f)
+    return {k: _group_stats(v, now) for k, v in sorted(groups.items())}
+
+
+def _group_stats(figures: Sequence[Figures], now: datetime) -> dict[str, Any]:
+    docs = [f.doc for f in figures]
     by_status = {
         s: sum(1 for d in docs if d["status"] == s) for s in ("active", "paused", "closed")
     }
@@ -137,14 +167,14 @@ def group_stats(docs: Sequence[Doc], now: datetime) -> dict[str, Any]:
         (datetime.fromisoformat(d["closed_at"]) - datetime.fromisoformat(d["opened_at"])).days
         for d in closed
     ]
-    counts = [metrics.session_counts(d) for d in docs]
+    counts = [f.counts for f in figures]
     held = sum(c["held"] for c in counts)
     no_show = sum(c["no_show"] for c in counts)
     ended = held + no_show + sum(c["cancelled"] for c in counts)
     late = sum(c["late_cancelled"] for c in counts)
     latest_nps = [d["reactions"][-1]["nps"] for d in docs if d["reactions"]]
-    money = [metrics.money(d) for d in docs]
-    rois = [metrics.roi(d) for d in docs]
+    money = [f.money for f in figures]
+    rois = [f.roi for f in figures]
     with_outcomes = [r for r in rois if r["outcomes_counted"] and r["roi_pct"] is not None]
     # Sums of money only mean something in one currency; a firm billing in several
     # gets them per currency instead (ROI % and BCR are ratios, comparable anyway).
@@ -392,16 +422,12 @@ class Dashboards:
     def firm(self, firm_id: str, now: datetime) -> tuple[dict[str, Any], Freshness]:
         """The firm overview: totals, then the same figures by coach and by segment."""
         docs, fresh = self.documents(firm_id)
-        by_coach: dict[str, list[Doc]] = defaultdict(list)
-        by_segment: dict[str, list[Doc]] = defaultdict(list)
-        for doc in docs:
-            by_coach[doc["coach_id"]].append(doc)
-            by_segment[doc["segment"]].append(doc)
+        figures = [figures_of(d) for d in docs]
         return {
             "firm_id": firm_id,
-            **group_stats(docs, now),
-            "by_coach": {k: group_stats(v, now) for k, v in sorted(by_coach.items())},
-            "by_segment": {k: group_stats(v, now) for k, v in sorted(by_segment.items())},
+            **_group_stats(figures, now),
+            "by_coach": _grouped(figures, "coach_id", now),
+            "by_segment": _grouped(figures, "segment", now),
         }, fresh
 
     def roi(self, firm_id: str, group_by: str) -> tuple[dict[str, Any], Freshness]:
@@ -419,9 +445,6 @@ class Dashboards:
             ]
             return {"group_by": group_by, "items": rows}, fresh
         key = "coach_id" if group_by == "coach" else "segment"
-        groups: dict[str, list[Doc]] = defaultdict(list)
-        for doc in docs:
-            groups[doc[key]].append(doc)
-        now = datetime.now().astimezone()
-        items = [{key: k, **group_stats(v, now)["roi"]} for k, v in sorted(groups.items())]
+        grouped = _grouped([figures_of(d) for d in docs], key, datetime.now().astimezone())
+        items = [{key: k, **stats["roi"]} for k, stats in grouped.items()]
         return {"group_by": group_by, "items": items}, fresh

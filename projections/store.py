@@ -110,7 +110,7 @@ class ProgressStore:
         return f"{NAME}_g{int(generation)}"
 
     def create_tables(self) -> None:
-        """Create the bookkeeping tables and generation 1 if nothing exists yet."""
+        """Create the bookkeeping tables and the live generation (1 on a new database)."""
         self.db.run_script(
             [
                 "CREATE TABLE IF NOT EXISTS rm_generations (name TEXT PRIMARY KEY,"
@@ -130,7 +130,7 @@ class ProgressStore:
                 "INSERT INTO rm_generations (name, live) VALUES (%s, 1) ON CONFLICT DO NOTHING",
                 (NAME,),
             )
-        self.create_generation(1)
+        self.create_generation(self.live_generation())
 
     def create_generation(self, generation: int) -> None:
         """Create a generation's table, indexes and tracking row (idempotent)."""
@@ -231,14 +231,7 @@ class ProgressStore:
                     "SELECT position FROM rm_tracking WHERE name = %s FOR UPDATE",
                     (self.tracking_name(generation),),
                 )
-            ids = sorted({str(p.event.originator_id) for p in todo})
-            docs = self._load(cur, t, ids)
-            for item in todo:
-                key = str(item.event.originator_id)
-                folded = fold(docs.get(key), item.event)
-                if folded is not None:
-                    docs[key] = folded
-            self._upsert(cur, t, docs.values())
+            self._fold_into(cur, t, todo)
             last = todo[-1]
             cur.execute(
                 "UPDATE rm_tracking SET position = %s, recorded_at = %s, updated_at = %s"
@@ -255,11 +248,11 @@ class ProgressStore:
                 raise StalePosition(f"{self.tracking_name(generation)} moved past {expected}")
         return last.position
 
-    def _load(
-        self, cur: Cursor, table: str, ids: Sequence[str], *, lock: bool = False
-    ) -> dict[str, Doc]:
+    def _load(self, cur: Cursor, table: str, ids: Sequence[str]) -> dict[str, Doc]:
         docs: dict[str, Doc] = {}
-        suffix = " FOR UPDATE" if lock and self.db.dialect == "postgres" else ""
+        # Locked: two writers (Kafka projectors during a rebalance) never interleave a
+        # read-fold-write of the same document.
+        suffix = " FOR UPDATE" if self.db.dialect == "postgres" else ""
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
             marks = ", ".join(["%s"] * len(chunk))
@@ -382,8 +375,9 @@ class ProgressStore:
         return int(row[0]), row[1]
 
     def _fold_into(self, cur: Cursor, table: str, todo: Sequence[Positioned]) -> None:
+        """Load the documents the events touch (locked on PostgreSQL), fold, upsert."""
         ids = sorted({str(p.event.originator_id) for p in todo})
-        docs = self._load(cur, table, ids, lock=True)
+        docs = self._load(cur, table, ids)
         for item in todo:
             key = str(item.event.originator_id)
             folded = fold(docs.get(key), item.event)
