@@ -293,7 +293,7 @@ class EngagementCollection(MethodView):
         return _idempotent(engagement_id, run, recover)
 
 
-def _command_view(command_type: type[Command], schema: type[Schema]) -> Callable[..., Response]:
+def _command_view(command_type: type[Command]) -> Callable[..., Response]:
     def view(body: dict[str, Any], engagement_id: UUID) -> Response:
         def run(correlation_id: UUID) -> StoredResponse:
             fields = dict(body)
@@ -320,7 +320,7 @@ def _pillar(command_type: type[Command]) -> str:
 for _command_type, _schema in COMMAND_SCHEMAS.items():
     _method = getattr(Engagement, _command_type.METHOD)
     _summary = (_method.__doc__ or _command_type.__name__).strip().splitlines()[0]
-    _view = _command_view(_command_type, _schema)
+    _view = _command_view(_command_type)
     _view = _document_errors(400, 401, 403, 404, 409, 412, 413, 415, 422)(_view)
     _view = blp.response(
         200, CommandResultSchema, description="Recorded; ETag is the new version."

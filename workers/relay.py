@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any
 
 from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
@@ -206,9 +205,3 @@ class Relay:
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, 10)
         self._reset_producer()
-
-    def lag(self) -> dict[str, Any]:
-        """Head of the log, published position and the difference."""
-        head = self.engagements.recorder.max_notification_id() or 0
-        position = self.position()
-        return {"head": head, "published": position, "lag": head - position}
