@@ -7,15 +7,16 @@ caller's firm: another firm's engagement is "not found", never a hint that it ex
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import IntegrityError, JSONTranscoder
+from eventsourcing.persistence import EventStore, IntegrityError, JSONTranscoder, Mapper
 
+from domain.audit import AnchorStore, Auditor, MemoryAnchorStore
 from domain.commands import Command, OpenEngagement
 from domain.context import CommandContext, acting
 from domain.engagement import Engagement
@@ -26,6 +27,16 @@ from domain.errors import (
     StaleVersion,
 )
 from domain.event import EngagementEvent
+from domain.keys import (
+    KeyRing,
+    KeyStore,
+    MemoryKeyStore,
+    SqlKeyStore,
+    key_cache_seconds,
+    master_key_from,
+)
+from domain.privacy import SubjectErased
+from domain.storage import ChainedEventStore, SealingMapper
 from domain.transcoding import register_domain_transcodings
 
 
@@ -62,6 +73,51 @@ class Engagements(Application[UUID]):
         super().register_transcodings(transcoder)
         register_domain_transcodings(transcoder)
 
+    # -- storage: sealed personal fields, hash-chained events ----------------------------
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        """A mapper that seals personal fields (its key ring is attached once the
+        recorder, whose database also holds the keys, exists)."""
+        return SealingMapper(self.construct_transcoder())
+
+    def construct_event_store(self) -> EventStore[UUID]:
+        """The hash-chained event store; also builds the key ring beside it."""
+        self.keys = KeyRing(self._key_store(), self._master_key(), key_cache_seconds(self.env))
+        self.keys.store.create_tables()
+        store = self.keys.store
+        anchors = (
+            AnchorStore(store.datastore, store.dialect, None)
+            if isinstance(store, SqlKeyStore)
+            else MemoryAnchorStore()
+        )
+        if isinstance(anchors, AnchorStore):
+            anchors.prefix = store.prefix if isinstance(store, SqlKeyStore) else ""
+        anchors.create_tables()
+        self.auditor = Auditor(self.recorder, anchors)
+        if isinstance(self.mapper, SealingMapper):
+            self.mapper.keys = self.keys
+        return ChainedEventStore(self.mapper, self.recorder)
+
+    def _key_store(self) -> KeyStore:
+        datastore = getattr(self.recorder, "datastore", None)
+        module = self.env.get("PERSISTENCE_MODULE", "eventsourcing.popo")
+        if datastore is None:
+            return MemoryKeyStore()
+        if module.endswith("postgres"):
+            return SqlKeyStore(datastore, "postgres", getattr(datastore, "schema", None))
+        return SqlKeyStore(datastore, "sqlite")
+
+    def _master_key(self) -> Any:
+        module = self.env.get("PERSISTENCE_MODULE", "eventsourcing.popo")
+        if module.endswith("postgres"):
+            fallback = None
+        elif module.endswith("sqlite"):
+            dbname = self.env.get("SQLITE_DBNAME", ":memory:")
+            fallback = ":memory:" if "memory" in dbname else f"{dbname}.key"
+        else:
+            fallback = ":memory:"
+        return master_key_from(self.env, fallback)
+
     # -- commands -----------------------------------------------------------------------
 
     def open_engagement(self, ctx: CommandContext, command: OpenEngagement) -> CommandResult:
@@ -77,10 +133,17 @@ class Engagements(Application[UUID]):
         return CommandResult(engagement.id, engagement.version, engagement.id)
 
     def execute(
-        self, ctx: CommandContext, command: Command, expected_version: int | None = None
+        self,
+        ctx: CommandContext,
+        command: Command,
+        expected_version: int | None = None,
+        *,
+        authorize: Callable[[Engagement], None] | None = None,
     ) -> CommandResult:
         """Run one command on its engagement and save the events it produced."""
-        return self.execute_batch(ctx, command.engagement_id, [command], expected_version)[0]
+        return self.execute_batch(
+            ctx, command.engagement_id, [command], expected_version, authorize=authorize
+        )[0]
 
     def execute_batch(
         self,
@@ -88,9 +151,17 @@ class Engagements(Application[UUID]):
         engagement_id: UUID,
         commands: Sequence[Command],
         expected_version: int | None = None,
+        *,
+        authorize: Callable[[Engagement], None] | None = None,
     ) -> list[CommandResult]:
-        """Run several commands on one engagement and save them atomically (all or none)."""
+        """Run several commands on one engagement and save them atomically (all or none).
+
+        ``authorize``, if given, is called with the loaded engagement before anything
+        else (even the version check): it raises to refuse, and then nothing is written.
+        """
         engagement = self._load(ctx.firm_id, engagement_id)
+        if authorize is not None:
+            authorize(engagement)
         if expected_version is not None and expected_version != engagement.version:
             raise StaleVersion(expected_version, engagement.version)
         results = []
@@ -133,6 +204,7 @@ class Engagements(Application[UUID]):
         return CommandResult(engagement.id, engagement.version, engagement.id)
 
     def _save(self, engagement: Engagement) -> None:
+        erased = [e for e in engagement.pending_events if isinstance(e, SubjectErased)]
         try:
             self.save(engagement)
         except IntegrityError:
@@ -142,6 +214,53 @@ class Engagements(Application[UUID]):
                 f"(now at version {current}); reload and try again",
                 current_version=current,
             ) from None
+        if erased:
+            self._shred(engagement, erased[-1])
+
+    def _shred(self, engagement: Engagement, erasure: SubjectErased) -> None:
+        """After SubjectErased was stored: erase the client on their other engagements
+        too, drop every snapshot of theirs, then destroy their keys (crypto-shredding)."""
+        others = [
+            e
+            for e in self.keys.store.engagements_of(engagement.firm_id, engagement.client_id)
+            if e != engagement.id
+        ]
+        ctx = CommandContext(
+            actor_id=erasure.actor_id,
+            actor_role=erasure.actor_role,
+            firm_id=erasure.firm_id,
+            correlation_id=erasure.correlation_id,
+            causation_id=erasure.correlation_id,
+        )
+        for other_id in others:
+            other = self._load(engagement.firm_id, other_id)
+            if not other.erased:
+                with acting(ctx):
+                    other.erase_subject()
+                self.save(other)
+        for engagement_id in [engagement.id, *others]:
+            self._delete_snapshots(engagement_id)
+        self.keys.destroy(engagement.firm_id, engagement.client_id)
+
+    def _delete_snapshots(self, engagement_id: UUID) -> None:
+        recorder = self.snapshots.recorder if self.snapshots is not None else None
+        datastore = getattr(recorder, "datastore", None)
+        if recorder is None:
+            return
+        if datastore is None:  # in memory
+            stored = getattr(recorder, "_stored_events_index", None)
+            if isinstance(stored, dict):
+                stored.pop(str(engagement_id), None)
+            return
+        table = getattr(recorder, "events_table_name", "stored_snapshots")
+        with datastore.transaction(commit=True) as cursor:
+            if isinstance(self.keys.store, SqlKeyStore) and self.keys.store.dialect == "postgres":
+                cursor.execute(
+                    f'DELETE FROM {self.keys.store.prefix}"{table}" WHERE originator_id = %s',
+                    (engagement_id,),
+                )
+            else:
+                cursor.execute(f"DELETE FROM {table} WHERE originator_id = ?", (engagement_id.hex,))
 
     def _head_version(self, engagement_id: UUID) -> int | None:
         stored = self.recorder.select_events(engagement_id, desc=True, limit=1)

@@ -12,7 +12,8 @@ from eventsourcing.utils import register_topic
 if TYPE_CHECKING:
     from domain.state import EngagementState
 
-#: Payload fields holding personal free text (encrypted per client; never exported).
+#: Payload fields holding personal free text: sealed under the client's key when stored
+#: (domain/storage.py), never sent to Kafka in plaintext, never in pseudonymized exports.
 PERSONAL_FIELDS = frozenset(
     {
         "client_name",
@@ -53,6 +54,8 @@ class EngagementEvent(Aggregate.Event):
     occurred_at: datetime
 
     TOPIC: ClassVar[str] = ""
+    #: Fields sealed under the client's key besides PERSONAL_FIELDS (e.g. wellbeing).
+    SENSITIVE: ClassVar[frozenset[str]] = frozenset()
     METADATA: ClassVar[tuple[str, ...]] = (
         "actor_id",
         "actor_role",
@@ -82,7 +85,7 @@ class EngagementEvent(Aggregate.Event):
         """Return the event's own fields, without identity and metadata."""
         skip = {"originator_id", "originator_version", "originator_topic", "timestamp"}
         skip.update(self.METADATA)
-        return {k: v for k, v in self.__dict__.items() if k not in skip}
+        return {k: v for k, v in self.__dict__.items() if k not in skip and not k.startswith("_")}
 
     def metadata(self) -> dict[str, Any]:
         """Return the command metadata stamped on this event."""

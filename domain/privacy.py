@@ -33,6 +33,7 @@ class SubjectErased(EngagementEvent):
         state.erased = True
         state.client_name = ""
         state.consents = []
+        state.wellbeing = []
 
 
 class PrivacyCommands(EngagementState):

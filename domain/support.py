@@ -9,12 +9,15 @@ from domain.values import ReferralKind, enum_value, in_range, text
 
 class WellbeingChecked(EngagementEvent):
     TOPIC = "coachlog.WellbeingChecked"
+    SENSITIVE = frozenset({"confidence", "stress", "motivation", "imposter_feelings"})
     confidence: int
     stress: int
     motivation: int
     imposter_feelings: int
 
     def fold(self, state: EngagementState) -> None:
+        if self.confidence is None:
+            return  # read after the client's key was destroyed
         state.wellbeing.append(
             {
                 "confidence": self.confidence,

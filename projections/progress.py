@@ -262,6 +262,8 @@ def _(event: acc.CommitmentRenegotiated, doc: Doc) -> None:
 
 @apply.register
 def _(event: sup.WellbeingChecked, doc: Doc) -> None:
+    if event.confidence is None:
+        return  # read after the client's key was destroyed: nothing to show
     doc["wellbeing"].append(
         {
             "at": _at(event),
@@ -352,9 +354,10 @@ def _(event: prv.ConsentWithdrawn, doc: Doc) -> None:
 
 @apply.register
 def _(event: prv.SubjectErased, doc: Doc) -> None:
-    # Figures stay; the free text this read model keeps (titles) goes.
+    # Figures stay; the free text (titles) and wellbeing scores this read model keeps go.
     doc["erased"] = True
     doc["consents"] = []
+    doc["wellbeing"] = []
     for goal in doc["goals"].values():
         goal["title"] = ""
         for milestone in goal["milestones"].values():

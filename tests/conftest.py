@@ -25,6 +25,10 @@ from domain.context import CommandContext
 
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
 
+#: The master key of every store the tests make (child processes inherit it).
+TEST_MASTER_KEY = "dGVzdC1vbmx5LW1hc3Rlci1rZXktMzItYnl0ZXMhISE="
+os.environ.setdefault("COACHLOG_MASTER_KEY", TEST_MASTER_KEY)
+
 
 def _with_db(url: str, dbname: str) -> str:
     parts = urlsplit(url)

@@ -1,7 +1,10 @@
 """Engagement events as Kafka messages: plain JSON data, CloudEvents 1.0 binary mode.
 
-The value is the event as JSON (ids, times, money as strings) with personal free text
-removed (its fields are emptied and listed under ``redacted``). Headers carry the
+The value is the event as JSON (ids, times, money as strings) with its personal and
+sensitive fields emptied (listed under ``redacted``) and carried only inside ``sealed``:
+the very ciphertext the event store holds, under the client's data key (domain/keys.py).
+A consumer with access to the key ring opens it (``decode(..., mapper=...)``); once the
+client was erased, nobody can. Headers carry the
 CloudEvents attributes (``ce_*``), the global log position and the position of the
 previous event sent to the same partition, which lets a consumer prove it saw every
 event of its partition, or find exactly what it missed.
@@ -18,10 +21,12 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+from eventsourcing.persistence import Mapper
 from eventsourcing.utils import resolve_topic
 from kafka.partitioner.default import murmur2
 
-from domain.event import PERSONAL_FIELDS, EngagementEvent
+from domain.event import EngagementEvent
+from domain.storage import open_sealed, sealed_fields
 from projections.store import Linked, Positioned
 
 CONTENT_TYPE = "application/json"
@@ -70,13 +75,15 @@ def encode(event: EngagementEvent, position: int, previous: int, partitions: int
     """Encode ``event`` at log ``position`` (``previous`` = last position on its partition)."""
     data: dict[str, Any] = {}
     redacted = []
+    personal = sealed_fields(type(event))
     for f in fields(event):
         value = getattr(event, f.name)
-        if f.name in PERSONAL_FIELDS:
+        if f.name in personal:
             redacted.append(f.name)
             value = blank(value)
         data[f.name] = plain_json(value)
     data["redacted"] = redacted
+    data["sealed"] = event.__dict__.get("_sealed")
     engagement_id = str(event.originator_id)
     headers = [
         ("ce_specversion", b"1.0"),
@@ -118,8 +125,11 @@ def _typed(hint: Any, value: Any) -> Any:
     return value
 
 
-def decode(value: bytes, headers: list[tuple[str, bytes]]) -> Linked:
-    """Rebuild the event (personal fields stay empty) with its position and chain link."""
+def decode(
+    value: bytes, headers: list[tuple[str, bytes]], mapper: Mapper[UUID] | None = None
+) -> Linked:
+    """Rebuild the event with its position and chain link; its personal fields stay
+    empty unless ``mapper`` (a sealing mapper) can open the sealed copy."""
     meta = {k: v.decode() for k, v in headers}
     if meta.get("ce_specversion") != "1.0" or "ce_type" not in meta:
         msg = "not a coachlog CloudEvent"
@@ -130,6 +140,8 @@ def decode(value: bytes, headers: list[tuple[str, bytes]]) -> Linked:
     hints["originator_id"] = UUID  # declared as the aggregate's id type variable
     kwargs = {f.name: _typed(hints.get(f.name, Any), data.get(f.name)) for f in fields(event_class)}
     event = event_class(**kwargs)
+    if mapper is not None and isinstance(event, EngagementEvent):
+        open_sealed(mapper, event, data.get("sealed"))
     return Linked(
         Positioned(int(meta["coachlog_position"]), event),
         int(meta["coachlog_previous_position"]),

@@ -143,7 +143,13 @@ class KafkaProjector:
             chain: list[Linked] = []
             for message in messages:
                 try:
-                    chain.append(decode(message.value, list(message.headers or [])))
+                    chain.append(
+                        decode(
+                            message.value,
+                            list(message.headers or []),
+                            self.engagements.mapper,
+                        )
+                    )
                 except (ValueError, KeyError, TypeError) as error:
                     # Not ours or not decodable: the store remains the source of truth,
                     # and the next link (or the sweep) heals whatever this record carried.

@@ -115,6 +115,7 @@ def start_server(
 ) -> LiveServer:
     """Create a firm, a coach and a token with the CLI, then serve and wait for /readyz."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("COACHLOG_")}
+    env["COACHLOG_MASTER_KEY"] = os.environ["COACHLOG_MASTER_KEY"]
     env.update(variables)
     cli(env, "firms", "create", LIVE_FIRM, "--name", "Live Coaching")
     cli(env, "users", "create", LIVE_COACH, "--firm", LIVE_FIRM, "--role", "coach")

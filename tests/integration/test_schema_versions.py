@@ -21,6 +21,7 @@ from domain.application import Engagements, fold_subset
 from domain.commands import HoldSession, ScheduleSession
 from domain.context import CommandContext
 from domain.engagement import Engagement
+from domain.storage import split_state
 from domain.values import Pillar
 from tests.conftest import FIRM, days_ago
 from tests.integration.helpers import (
@@ -80,7 +81,7 @@ def write_v1_session_held(
 def raw_state(app: Engagements, engagement_id: UUID, version: int) -> dict[str, Any]:
     """The stored JSON of one event, as bytes in the table say it."""
     (stored,) = app.recorder.select_events(engagement_id, gt=version - 1, lte=version)
-    decoded: dict[str, Any] = json.loads(stored.state)
+    decoded: dict[str, Any] = json.loads(split_state(stored.state)[1])
     return decoded
 
 

@@ -323,6 +323,7 @@ class Stack:
     @property
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("COACHLOG_")}
+        env["COACHLOG_MASTER_KEY"] = os.environ["COACHLOG_MASTER_KEY"]
         env.update(
             {
                 "COACHLOG_DATABASE_URL": self.database_url,
