@@ -22,7 +22,9 @@ from coachlog.server import serve as serve_api
 from coachlog.settings import Settings, SettingsError
 from coachlog.timeline import format_history
 from domain.application import Engagements
+from domain.audit import Anchoring
 from domain.errors import DomainError
+from domain.keys import new_master_key
 from domain.lifecycle import EngagementOpened
 from domain.values import Role, Segment
 from projections.rebuild import rebuild
@@ -34,6 +36,10 @@ from workers.projector import KafkaProjector
 from workers.relay import Relay
 from workers.replay import load_fold, outcome_dataset, replay
 from workers.settings import KafkaSettings
+
+_log_format_option = click.option(
+    "--log-format", type=click.Choice(["json", "text"]), default="json", show_default=True
+)
 
 
 @click.group()
@@ -259,6 +265,101 @@ def tokens_revoke(context: click.Context, token_or_prefix: str) -> None:
     if count == 0:
         raise click.ClickException("no active token matches")
     click.echo(f"Revoked {count} token(s).")
+
+
+# -- audit and keys ---------------------------------------------------------------------
+
+
+@main.group()
+def audit() -> None:
+    """Verify the tamper-evident history, and anchor it."""
+
+
+@audit.command("verify")
+@click.argument("engagement", required=False, type=click.UUID)
+@click.option(
+    "--expect-digest",
+    default=None,
+    help="The latest anchor digest as recorded outside coachlog; it must match.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.pass_context
+def audit_verify(
+    context: click.Context, engagement: UUID | None, expect_digest: str | None, as_json: bool
+) -> None:
+    """Recompute hash chains (one ENGAGEMENT, or all) and check every anchor.
+
+    Exits 0 when the history is intact, 1 when something was changed, removed or cut
+    off (each break names its engagement, the first version affected and the problem).
+    """
+    app = _app(context)
+    try:
+        if engagement is None:
+            report = app.auditor.verify(expect_digest)
+        else:
+            report = app.auditor.verify_engagement(engagement, expect_digest)
+    finally:
+        app.close()
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), indent=2))
+    else:
+        click.echo(
+            f"{report.events} events in {report.engagements} engagement(s) checked against "
+            f"{report.anchors} anchor(s)"
+            + (f"; latest digest {report.digest}" if report.digest else "")
+        )
+        if report.ok:
+            click.echo("OK: every chain and anchor verifies.")
+        for item in report.breaks:
+            where = (
+                f"engagement {item.engagement_id} v{item.version}"
+                if item.engagement_id
+                else (f"anchor {item.version}")
+            )
+            click.echo(f"BROKEN {where}: {item.problem}: {item.detail}")
+    if not report.ok:
+        context.exit(1)
+
+
+@audit.command("anchor")
+@click.option(
+    "--every",
+    type=click.FloatRange(min=1),
+    default=None,
+    help="Keep anchoring every this many seconds until SIGTERM (default: once).",
+)
+@_log_format_option
+@click.pass_context
+def audit_anchor(context: click.Context, every: float | None, log_format: str) -> None:
+    """Record the heads of every chain that moved, with a running digest."""
+    app = _app(context)
+    try:
+        if every is None:
+            anchor = app.auditor.anchor()
+            if anchor is None:
+                click.echo("Nothing new to anchor.")
+            else:
+                click.echo(
+                    f"Anchor {anchor.seq} at position {anchor.position}: "
+                    f"{len(anchor.heads)} chain head(s); digest {anchor.digest}"
+                )
+            return
+        logs.configure(fmt=log_format)
+        loop = Anchoring(app.auditor, every)
+        _run_until_signalled(loop.run_forever, loop.stop)
+    finally:
+        app.close()
+
+
+@main.group()
+def keys() -> None:
+    """Master key for the per-client data keys."""
+
+
+@keys.command("new-master")
+def keys_new_master() -> None:
+    """Print a fresh master key for COACHLOG_MASTER_KEY (keep it in your secret store)."""
+    click.echo(new_master_key())
 
 
 # -- serve ------------------------------------------------------------------------------
@@ -528,9 +629,7 @@ def _run_until_signalled(start: Callable[[], object], stop: Callable[[], object]
     worker.join(timeout=30)
 
 
-_log_format = click.option(
-    "--log-format", type=click.Choice(["json", "text"]), default="json", show_default=True
-)
+_log_format = _log_format_option
 
 
 @main.command()

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -129,13 +130,13 @@ class AnchorStore(SqlTables):
         """Create the anchor table if it does not exist."""
         with self._cursor(commit=True) as cur:
             for statement in _TABLES:
-                cur.execute(self._sql(statement))
+                cur.execute(self.sql(statement))
 
     def all(self) -> list[Anchor]:
         """Every anchor, oldest first."""
         with self._cursor() as cur:
             cur.execute(
-                self._sql(
+                self.sql(
                     "SELECT seq, position, anchored_at, heads, digest"
                     " FROM {p}coachlog_audit_anchors ORDER BY seq"
                 )
@@ -151,7 +152,7 @@ class AnchorStore(SqlTables):
         """The most recent anchor."""
         with self._cursor() as cur:
             cur.execute(
-                self._sql(
+                self.sql(
                     "SELECT seq, position, anchored_at, heads, digest"
                     " FROM {p}coachlog_audit_anchors ORDER BY seq DESC LIMIT 1"
                 )
@@ -165,7 +166,7 @@ class AnchorStore(SqlTables):
         """Append an anchor; False if another anchorer took that number first."""
         with self._cursor(commit=True) as cur:
             cur.execute(
-                self._sql(
+                self.sql(
                     "INSERT INTO {p}coachlog_audit_anchors (seq, position, anchored_at, heads,"
                     " digest) VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING"
                 ),
@@ -177,7 +178,11 @@ class AnchorStore(SqlTables):
                     anchor.digest,
                 ),
             )
-            return bool(cur.rowcount)
+            cur.execute(
+                self.sql("SELECT digest FROM {p}coachlog_audit_anchors WHERE seq = %s"),
+                (anchor.seq,),
+            )
+            return bool(self._first(cur.fetchone()) == anchor.digest)
 
 
 class MemoryAnchorStore:
@@ -413,3 +418,44 @@ class Auditor:
         if not rows:
             return None
         return _firm_of(split_state(rows[0].state)[1])
+
+
+class Anchoring:
+    """Anchor every ``seconds`` in a background thread (log each anchor's digest, so a
+    copy of it lives outside the database wherever the logs are shipped)."""
+
+    def __init__(self, auditor: Auditor, seconds: float) -> None:
+        self.auditor = auditor
+        self.seconds = seconds
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def run_forever(self) -> None:
+        """Anchor now and then every ``seconds`` until stopped; survive database outages."""
+        log = logging.getLogger("coachlog.audit")
+        while not self._stop.is_set():
+            try:
+                anchor = self.auditor.anchor()
+            except Exception as error:  # a database outage must not end the loop
+                log.warning("anchoring failed, retrying: %s", error)
+            else:
+                if anchor is not None:
+                    log.info(
+                        "anchor %d at position %d: %d chain heads, digest %s",
+                        anchor.seq,
+                        anchor.position,
+                        len(anchor.heads),
+                        anchor.digest,
+                    )
+            self._stop.wait(self.seconds)
+
+    def start(self) -> None:
+        """Run in a daemon thread."""
+        self._thread = threading.Thread(target=self.run_forever, name="anchoring", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop after the current anchoring."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)

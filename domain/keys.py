@@ -158,7 +158,7 @@ class SqlTables:
         with self.datastore.transaction(commit=commit) as cursor:
             yield cursor
 
-    def _sql(self, statement: str) -> str:
+    def sql(self, statement: str) -> str:
         statement = statement.replace("{p}", self.prefix)
         return statement.replace("%s", "?") if self.dialect == "sqlite" else statement
 
@@ -181,12 +181,12 @@ class SqlKeyStore(SqlTables):
     def create_tables(self) -> None:
         with self._cursor(commit=True) as cur:
             for statement in _TABLES:
-                cur.execute(self._sql(statement))
+                cur.execute(self.sql(statement))
 
     def current_key(self, firm_id: str, client_id: str) -> tuple[str, str] | None:
         with self._cursor() as cur:
             cur.execute(
-                self._sql(
+                self.sql(
                     "SELECT key_id, wrapped_key FROM {p}coachlog_data_keys"
                     " WHERE firm_id = %s AND client_id = %s AND destroyed_at IS NULL"
                 ),
@@ -198,7 +198,7 @@ class SqlKeyStore(SqlTables):
     def add_key(self, key_id: str, firm_id: str, client_id: str, wrapped: str, master: str) -> None:
         with self._cursor(commit=True) as cur:
             cur.execute(
-                self._sql(
+                self.sql(
                     "INSERT INTO {p}coachlog_data_keys (key_id, firm_id, client_id, wrapped_key,"
                     " master_key_id, created_at) VALUES (%s, %s, %s, %s, %s, %s)"
                     " ON CONFLICT DO NOTHING"
@@ -209,16 +209,14 @@ class SqlKeyStore(SqlTables):
     def bind(self, engagement_id: UUID, key_id: str) -> str:
         with self._cursor(commit=True) as cur:
             cur.execute(
-                self._sql(
+                self.sql(
                     "INSERT INTO {p}coachlog_engagement_keys (engagement_id, key_id)"
                     " VALUES (%s, %s) ON CONFLICT DO NOTHING"
                 ),
                 (str(engagement_id), key_id),
             )
             cur.execute(
-                self._sql(
-                    "SELECT key_id FROM {p}coachlog_engagement_keys WHERE engagement_id = %s"
-                ),
+                self.sql("SELECT key_id FROM {p}coachlog_engagement_keys WHERE engagement_id = %s"),
                 (str(engagement_id),),
             )
             return str(self._first(cur.fetchone()))
@@ -226,9 +224,7 @@ class SqlKeyStore(SqlTables):
     def key_of(self, engagement_id: UUID) -> str | None:
         with self._cursor() as cur:
             cur.execute(
-                self._sql(
-                    "SELECT key_id FROM {p}coachlog_engagement_keys WHERE engagement_id = %s"
-                ),
+                self.sql("SELECT key_id FROM {p}coachlog_engagement_keys WHERE engagement_id = %s"),
                 (str(engagement_id),),
             )
             value = self._first(cur.fetchone())
@@ -237,7 +233,7 @@ class SqlKeyStore(SqlTables):
     def wrapped(self, key_id: str) -> str | None:
         with self._cursor() as cur:
             cur.execute(
-                self._sql("SELECT wrapped_key FROM {p}coachlog_data_keys WHERE key_id = %s"),
+                self.sql("SELECT wrapped_key FROM {p}coachlog_data_keys WHERE key_id = %s"),
                 (key_id,),
             )
             value = self._first(cur.fetchone())
@@ -246,7 +242,7 @@ class SqlKeyStore(SqlTables):
     def destroy(self, firm_id: str, client_id: str) -> list[str]:
         with self._cursor(commit=True) as cur:
             cur.execute(
-                self._sql(
+                self.sql(
                     "SELECT key_id FROM {p}coachlog_data_keys"
                     " WHERE firm_id = %s AND client_id = %s AND wrapped_key IS NOT NULL"
                 ),
@@ -254,7 +250,7 @@ class SqlKeyStore(SqlTables):
             )
             ids = [str(self._first(row)) for row in cur.fetchall()]
             cur.execute(
-                self._sql(
+                self.sql(
                     "UPDATE {p}coachlog_data_keys SET wrapped_key = NULL, destroyed_at = %s"
                     " WHERE firm_id = %s AND client_id = %s AND wrapped_key IS NOT NULL"
                 ),
@@ -265,7 +261,7 @@ class SqlKeyStore(SqlTables):
     def engagements_of(self, firm_id: str, client_id: str) -> list[UUID]:
         with self._cursor() as cur:
             cur.execute(
-                self._sql(
+                self.sql(
                     "SELECT e.engagement_id FROM {p}coachlog_engagement_keys e"
                     " JOIN {p}coachlog_data_keys k ON k.key_id = e.key_id"
                     " WHERE k.firm_id = %s AND k.client_id = %s ORDER BY e.engagement_id"
