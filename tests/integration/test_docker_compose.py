@@ -2,31 +2,55 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import TEST_MASTER_KEY
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _compose(*args: str) -> subprocess.CompletedProcess[str]:
+def _compose(
+    *args: str, master_key: str | None = TEST_MASTER_KEY
+) -> subprocess.CompletedProcess[str]:
     exe = shutil.which("docker-compose")
     if exe is None:
         pytest.fail("docker-compose is not installed; the test command installs it")
+    env = {k: v for k, v in os.environ.items() if k != "COACHLOG_MASTER_KEY"}
+    if master_key is not None:
+        env["COACHLOG_MASTER_KEY"] = master_key
     return subprocess.run(
         [exe, "-f", str(ROOT / "docker-compose.yml"), *args],
         capture_output=True,
         text=True,
         check=False,
         cwd=ROOT,
+        env=env,
     )
 
 
 def test_the_compose_file_is_valid() -> None:
     result = _compose("config", "-q")
     assert result.returncode == 0, result.stderr
+
+
+def test_the_compose_file_refuses_to_run_without_a_master_key() -> None:
+    result = _compose("config", "-q", master_key=None)
+    assert result.returncode != 0
+    assert "COACHLOG_MASTER_KEY" in result.stderr
+
+
+def test_every_coachlog_service_gets_the_master_key_and_anchoring_runs() -> None:
+    rendered = _compose("config").stdout
+    # migrate, api, relay, projector, anchor and the demo seeder: each reads or writes
+    # sealed data.
+    assert rendered.count(f"COACHLOG_MASTER_KEY: {TEST_MASTER_KEY}") == 6
+    assert "- anchor\n" in rendered
+    assert "- --every\n" in rendered
 
 
 def test_the_compose_file_runs_postgres_and_kafka_with_health_checks() -> None:
