@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -181,3 +182,53 @@ def test_two_firms_seeded_with_the_same_seed_get_their_own_engagements(tmp_path:
     assert (north.engagements, south.engagements, south.skipped) == (2, 2, 0)
     assert not set(north.engagement_ids) & set(south.engagement_ids)
     app.close()
+
+
+def test_audit_anchor_and_verify_report_a_tampered_event_and_exit_1(tmp_path: Path) -> None:
+    import sqlite3
+
+    runner = CliRunner()
+    path = tmp_path / "coachlog.db"
+    env = {"COACHLOG_DATABASE_URL": f"sqlite:///{path}"}
+    assert (
+        runner.invoke(main, ["seed", "--engagements", "2", "--seed", "4"], env=env).exit_code == 0
+    )
+    anchored = runner.invoke(main, ["audit", "anchor"], env=env)
+    assert anchored.exit_code == 0, anchored.output
+    assert anchored.output.startswith("Anchor 1 at position ")
+    digest = anchored.output.split("digest ")[1].strip()
+    assert runner.invoke(main, ["audit", "anchor"], env=env).output == "Nothing new to anchor.\n"
+    clean = runner.invoke(main, ["audit", "verify", "--expect-digest", digest], env=env)
+    assert clean.exit_code == 0, clean.output
+    assert "OK: every chain and anchor verifies." in clean.output
+
+    ident = runner.invoke(main, ["engagements"], env=env).output.split()[0]
+    with sqlite3.connect(path) as conn:
+        (state,) = conn.execute(
+            "SELECT state FROM stored_events WHERE originator_id = ? AND originator_version = 3",
+            (ident.replace("-", ""),),
+        ).fetchone()
+        changed = bytearray(state)
+        changed[-5] ^= 0x20
+        conn.execute(
+            "UPDATE stored_events SET state = ? WHERE originator_id = ? AND originator_version = 3",
+            (bytes(changed), ident.replace("-", "")),
+        )
+    for args in (["audit", "verify"], ["audit", "verify", ident]):
+        broken = runner.invoke(main, args, env=env)
+        assert broken.exit_code == 1, broken.output
+        assert f"BROKEN engagement {ident} v3: content_changed" in broken.output
+    as_json = runner.invoke(main, ["audit", "verify", "--json"], env=env)
+    report = json.loads(as_json.output)
+    assert report["ok"] is False
+    assert [(b["engagement_id"], b["version"]) for b in report["breaks"]] == [(ident, 3)]
+
+
+def test_keys_new_master_prints_a_usable_key() -> None:
+    from domain.keys import MasterKey
+
+    printed = CliRunner().invoke(main, ["keys", "new-master"]).output.strip()
+    assert (
+        MasterKey(printed).key_id
+        != MasterKey(CliRunner().invoke(main, ["keys", "new-master"]).output.strip()).key_id
+    )
