@@ -97,7 +97,8 @@ def _refuse_nul_in_path() -> Response | None:
 
 def create_app(services: Services, config: dict[str, Any] | None = None) -> Flask:
     """Build the Flask app around ``services`` (no side effects at import time)."""
-    app = Flask(__name__)
+    # No app-wide /static route: the pages serve their assets under /ui/static.
+    app = Flask(__name__, static_folder=None)
     app.json = JSONProvider(app)
     app.config.update(
         MAX_CONTENT_LENGTH=MAX_BODY_BYTES,

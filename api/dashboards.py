@@ -2,11 +2,14 @@
 
 Every answer carries ``freshness`` (the log position and recorded time it reflects,
 the head of the log, and the lag between them) in its JSON and in ``X-Coachlog-*``
-headers. Nothing here loads an aggregate.
+headers. Nothing here loads an aggregate. Who may read what is api/authorization.py;
+ownership is checked on the progress document that is served (its coach_id, client_id
+and sponsor_id).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -17,11 +20,13 @@ from flask.views import MethodView
 from marshmallow import Schema, validate
 from marshmallow import fields as mf
 
+from api import authorization
+from api.authorization import Action
 from api.engagements import EngagementBlueprint
-from api.problems import problem
 from api.schemas import ProblemSchema, RequestSchema
 from api.security import current_principal
-from projections.queries import FILTERS, SORTS, Dashboards, Freshness, NotFound
+from projections.progress import Doc
+from projections.queries import FILTERS, SORTS, Dashboards, Freshness
 
 blp = EngagementBlueprint(
     "dashboards",
@@ -90,8 +95,14 @@ def _answer(data: dict[str, Any], fresh: Freshness) -> Response:
     return response
 
 
-def _not_found(error: NotFound) -> Response:
-    return problem(404, "Not found", str(error), code="not_found")
+def _authorize(action: Action) -> Callable[[Doc], None]:
+    """Check the caller's rights on the document about to be served."""
+    principal = current_principal()
+
+    def check(doc: Doc) -> None:
+        authorization.require(principal, action, doc)
+
+    return check
 
 
 def _now() -> datetime:
@@ -104,6 +115,7 @@ _DOC = {"description": "Read model with freshness."}
 def _errors(view: Any) -> Any:
     for status, text in (
         (401, "Missing or invalid token."),
+        (403, "The caller's role may not read this, or not this one (see detail)."),
         (404, "Not found in your firm."),
         (422, "Invalid query."),
         (503, "The database is not answering; retry after Retry-After seconds."),
@@ -121,20 +133,20 @@ class EngagementList(MethodView):
     @_errors
     @blp.doc(tags=["read models"], summary="List and search engagements")
     def get(self, query: dict[str, Any]) -> Response:
-        """Engagements of the caller's firm, filtered, sorted and paginated."""
-        try:
-            page, fresh = _dashboards().list(
-                current_principal().firm_id,
-                _now(),
-                filters={k: query[k] for k in FILTERS if k in query},
-                off_track=query.get("off_track"),
-                sort=query["sort"],
-                descending=query["order"] == "desc",
-                limit=query["limit"],
-                offset=query["offset"],
-            )
-        except NotFound as error:
-            return _not_found(error)
+        """Engagements of the caller's firm, filtered, sorted and paginated (a coach's:
+        only those they coach)."""
+        principal = current_principal()
+        filters = authorization.list_filter(principal, {k: query[k] for k in FILTERS if k in query})
+        page, fresh = _dashboards().list(
+            principal.firm_id,
+            _now(),
+            filters=filters,
+            off_track=query.get("off_track"),
+            sort=query["sort"],
+            descending=query["order"] == "desc",
+            limit=query["limit"],
+            offset=query["offset"],
+        )
         return _answer(page, fresh)
 
 
@@ -145,12 +157,9 @@ class EngagementDashboard(MethodView):
     @blp.doc(tags=["read models"], summary="Engagement progress dashboard")
     def get(self, engagement_id: UUID) -> Response:
         """Sessions, cadence, goals and GAS, milestones, commitments, wellbeing, money, ROI."""
-        try:
-            data, fresh = _dashboards().engagement(
-                current_principal().firm_id, str(engagement_id), _now()
-            )
-        except NotFound as error:
-            return _not_found(error)
+        data, fresh = _dashboards().engagement(
+            current_principal().firm_id, str(engagement_id), _now(), _authorize(Action.DASHBOARD)
+        )
         return _answer(data, fresh)
 
 
@@ -161,12 +170,12 @@ class SponsorReport(MethodView):
     @blp.doc(tags=["read models"], summary="Sponsor report")
     def get(self, engagement_id: UUID) -> Response:
         """Only what the signed agreement and the client's consent allow; never notes."""
-        try:
-            data, fresh = _dashboards().sponsor(
-                current_principal().firm_id, str(engagement_id), _now()
-            )
-        except NotFound as error:
-            return _not_found(error)
+        data, fresh = _dashboards().sponsor(
+            current_principal().firm_id,
+            str(engagement_id),
+            _now(),
+            _authorize(Action.SPONSOR_REPORT),
+        )
         return _answer(data, fresh)
 
 
@@ -177,10 +186,9 @@ class CoachPortfolio(MethodView):
     @blp.doc(tags=["read models"], summary="Coach portfolio")
     def get(self, coach_id: str) -> Response:
         """A coach's figures and engagements, off-track ones first."""
-        try:
-            data, fresh = _dashboards().coach(current_principal().firm_id, coach_id, _now())
-        except NotFound as error:
-            return _not_found(error)
+        principal = current_principal()
+        authorization.require(principal, Action.PORTFOLIO, {"coach_id": coach_id})
+        data, fresh = _dashboards().coach(principal.firm_id, coach_id, _now())
         return _answer(data, fresh)
 
 
@@ -192,7 +200,9 @@ class FirmOverview(MethodView):
     def get(self) -> Response:
         """Status counts, completion, length, no-shows, NPS, money and ROI — overall, by
         coach and by client segment."""
-        data, fresh = _dashboards().firm(current_principal().firm_id, _now())
+        principal = current_principal()
+        authorization.require(principal, Action.FIRM, {})
+        data, fresh = _dashboards().firm(principal.firm_id, _now())
         return _answer(data, fresh)
 
 
@@ -204,5 +214,7 @@ class FirmRoi(MethodView):
     @blp.doc(tags=["read models"], summary="ROI by engagement, coach or segment")
     def get(self, query: dict[str, Any]) -> Response:
         """Phillips ROI per engagement, or its median and IQR per coach or client segment."""
-        data, fresh = _dashboards().roi(current_principal().firm_id, query["group_by"])
+        principal = current_principal()
+        authorization.require(principal, Action.FIRM, {})
+        data, fresh = _dashboards().roi(principal.firm_id, query["group_by"])
         return _answer(data, fresh)

@@ -2,6 +2,8 @@
 
 Every POST honours ``If-Match`` (the engagement version, as sent in ``ETag``) and
 ``Idempotency-Key``; every response about one engagement carries its version as ETag.
+Who may do what is api/authorization.py: roles that may never do an action are refused
+before the view runs; ownership is checked here on the engagement that was loaded.
 """
 
 from __future__ import annotations
@@ -22,7 +24,15 @@ from marshmallow import Schema
 from webargs import core
 from webargs.flaskparser import FlaskParser, is_json_request
 
-from api.idempotency import IdempotencyStore, StoredResponse, correlation_for, fingerprint
+from api import authorization
+from api.authorization import Action, Scope
+from api.idempotency import (
+    IdempotencyStore,
+    StoredResponse,
+    correlation_for,
+    fingerprint,
+    scoped_key,
+)
 from api.problems import problem
 from api.schemas import (
     COMMAND_SCHEMAS,
@@ -35,7 +45,7 @@ from api.schemas import (
 )
 from api.security import current_principal
 from domain.application import CommandResult, Engagements
-from domain.commands import Command, OpenEngagement
+from domain.commands import Command, EraseSubject, OpenEngagement
 from domain.context import CommandContext
 from domain.engagement import Engagement
 from domain.errors import EngagementAlreadyExists, EngagementNotFound
@@ -71,7 +81,7 @@ _ETAG = re.compile(r'^\s*(?:W/)?"(\d+)"\s*$')
 _ERRORS = {
     400: "Malformed JSON.",
     401: "Missing or invalid bearer token.",
-    403: "The caller's role may not do this.",
+    403: "The caller's role may not do this, or not on this engagement (see detail).",
     404: "No such engagement in the caller's firm.",
     409: "A domain rule was broken, or another writer saved first (see current_version).",
     412: "If-Match named a version that is no longer current.",
@@ -165,26 +175,39 @@ def _idempotent(
     engagement_id: UUID | None,
     run: Callable[[UUID], StoredResponse],
     recover: Callable[[], StoredResponse],
+    reauthorize: Callable[[], None],
 ) -> Response:
-    """Run ``run`` at most once per Idempotency-Key; replay its answer on retries."""
-    key = request.headers.get("Idempotency-Key")
-    if key is None:
+    """Run ``run`` at most once per Idempotency-Key; replay its answer on retries.
+
+    Keys are the caller's own (see api/idempotency.py), and ``reauthorize`` runs again
+    before a stored answer is replayed or a half-done request recovered: rights can
+    change (a coach reassigned away) and a replay must not outlive them. A refusal for
+    lack of rights (403), like one that depends on the engagement's state (409, 412),
+    is not remembered: the retry is judged afresh.
+    """
+    sent_key = request.headers.get("Idempotency-Key")
+    if sent_key is None:
         header = request.headers.get("X-Correlation-Id", "")
         try:
             correlation_id = UUID(header) if header else uuid.uuid4()
         except ValueError:
             correlation_id = uuid.uuid4()
         return _to_response(run(correlation_id))
-    if not 1 <= len(key) <= 200 or "\x00" in key:
+    if not 1 <= len(sent_key) <= 200 or "\x00" in sent_key:
         return problem(
             422,
             "Validation failed",
             "Idempotency-Key must be 1-200 characters, none of them NUL.",
             code="invalid_idempotency_key",
         )
-    firm_id = current_principal().firm_id
+    principal = current_principal()
+    firm_id, key = principal.firm_id, scoped_key(principal.user_id, sent_key)
     store: IdempotencyStore = _services().idempotency
     claim = store.claim(firm_id, key, fingerprint(request.method, request.path, request.get_data()))
+    if claim.state in ("replay", "abandoned"):
+        # Raises when the caller may no longer do this. An abandoned claim then stays
+        # unanswered (it may have written): a later retry finds and recovers it.
+        reauthorize()
     if claim.state == "replay" and claim.response is not None:
         return _to_response(claim.response, replayed=True)
     if claim.state == "mismatch":
@@ -217,7 +240,7 @@ def _idempotent(
         # A refused command wrote nothing. A client error is the answer to this key; a
         # server-side failure is not, so the key is released for a retry.
         response = current_app.make_response(current_app.handle_user_exception(error))
-        if 400 <= response.status_code < 500 and response.status_code not in (409, 412):
+        if 400 <= response.status_code < 500 and response.status_code not in (403, 409, 412):
             store.complete(
                 firm_id,
                 key,
@@ -270,10 +293,21 @@ class EngagementCollection(MethodView):
     @_document_errors(400, 401, 403, 409, 413, 415, 422)
     @blp.doc(tags=["lifecycle"], summary="Open an engagement")
     def post(self, body: dict[str, Any]) -> Response:
-        """Open an engagement in the caller's firm (the only command that creates one)."""
+        """Open an engagement in the caller's firm (the only command that creates one).
+
+        A coach may open only an engagement they coach themselves (``coach_id`` is their
+        own user id); a firm admin may open any."""
+        principal = current_principal()
+
+        def authorize() -> None:
+            authorization.require(principal, Action.OPEN, {"coach_id": body.get("coach_id")})
+
+        authorize()
         key = request.headers.get("Idempotency-Key")
         if body.get("engagement_id") is None and key is not None:
-            body["engagement_id"] = correlation_for(current_principal().firm_id, key)
+            body["engagement_id"] = correlation_for(
+                principal.firm_id, scoped_key(principal.user_id, key)
+            )
         engagement_id: UUID | None = body.get("engagement_id")
 
         def run(correlation_id: UUID) -> StoredResponse:
@@ -290,18 +324,30 @@ class EngagementCollection(MethodView):
             assert engagement_id is not None  # recovery needs a known id
             return _current(engagement_id, 201)
 
-        return _idempotent(engagement_id, run, recover)
+        return _idempotent(engagement_id, run, recover, authorize)
 
 
 def _command_view(command_type: type[Command]) -> Callable[..., Response]:
+    action = Action.ERASE if command_type is EraseSubject else Action.COMMAND
+
     def view(body: dict[str, Any], engagement_id: UUID) -> Response:
+        principal = current_principal()
+
+        def authorize(engagement: Engagement) -> None:
+            authorization.require(principal, action, authorization.owners(engagement))
+
+        def reauthorize() -> None:
+            authorize(_engagements().get(principal.firm_id, engagement_id))
+
         def run(correlation_id: UUID) -> StoredResponse:
             fields = dict(body)
             ctx = _context(fields, correlation_id)
             command = command_type(engagement_id=engagement_id, **fields)
-            return _result(_engagements().execute(ctx, command, _expected_version()))
+            # Ownership is judged on the very engagement the command runs on.
+            result = _engagements().execute(ctx, command, _expected_version(), authorize=authorize)
+            return _result(result)
 
-        return _idempotent(engagement_id, run, lambda: _current(engagement_id))
+        return _idempotent(engagement_id, run, lambda: _current(engagement_id), reauthorize)
 
     view.__name__ = f"post_{command_type.METHOD}"
     view.__doc__ = (command_type.__doc__ or "").strip()
@@ -336,6 +382,22 @@ for _command_type, _schema in COMMAND_SCHEMAS.items():
     )(_view)
 
 
+def _authorize_read(engagement_id: UUID, current: Engagement | None = None) -> None:
+    """Refuse (403) a caller who may not read this engagement of their firm.
+
+    Rights follow the current state (``current``, loaded if not given; another firm's
+    engagement is "not found" on loading): a coach reads every past version of an
+    engagement they coach now, and none of one they no longer coach. A firm-wide scope
+    needs no load at all.
+    """
+    principal = current_principal()
+    if authorization.scope(principal, Action.READ) is Scope.ALL:
+        return
+    if current is None:
+        current = _engagements().get(principal.firm_id, engagement_id)
+    authorization.require(principal, Action.READ, authorization.owners(current))
+
+
 @blp.route("/<uuid:engagement_id>")
 class EngagementResource(MethodView):
     @blp.arguments(StateQuerySchema, location="query")
@@ -356,14 +418,17 @@ class EngagementResource(MethodView):
             )
         firm_id = current_principal().firm_id
         app = _engagements()
+        if not chosen:
+            engagement = app.get(firm_id, engagement_id)
+            _authorize_read(engagement_id, engagement)
+        else:
+            _authorize_read(engagement_id)
         if "version" in chosen:
             engagement = app.get(firm_id, engagement_id, version=query["version"])
         elif "recorded_at" in chosen:
             engagement = app.get_as_recorded_at(firm_id, engagement_id, query["recorded_at"])
         elif "occurred_at" in chosen:
             engagement = app.get_as_occurred_by(firm_id, engagement_id, query["occurred_at"])
-        else:
-            engagement = app.get(firm_id, engagement_id)
         stored = _json(
             EngagementStateSchema(), engagement.as_dict(), 200, {"ETag": _etag(engagement.version)}
         )
@@ -378,6 +443,7 @@ class EngagementHistory(MethodView):
     def get(self, engagement_id: UUID) -> Response:
         """Return every event with version, type, occurred and recorded time, actor and
         payload."""
+        _authorize_read(engagement_id)
         entries = _engagements().history(current_principal().firm_id, engagement_id)
         data = {
             "engagement_id": engagement_id,

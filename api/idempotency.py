@@ -1,10 +1,15 @@
 """Idempotency keys: a retried POST returns the first answer and writes nothing new.
 
 A key is claimed (a row with no response yet) before the command runs and completed
-with the response after it, in the same database as the events, per firm, with an
-expiry. The command's correlation id is derived from the key, so a request that died
-between writing its events and recording its answer is recognised on retry by finding
-its correlation id in the engagement's history, and never applied twice.
+with the response after it, in the same database as the events, per firm and per user
+(:func:`scoped_key`), with an expiry. The command's correlation id is derived from the
+scoped key, so a request that died between writing its events and recording its answer
+is recognised on retry by finding its correlation id in the engagement's history, and
+never applied twice.
+
+Keys are per user: the same key sent by two users of a firm is two keys, so a replay
+only ever returns the caller's own earlier answer (and two users' "open" requests with
+the same key never name the same engagement).
 """
 
 from __future__ import annotations
@@ -39,6 +44,11 @@ SCHEMA = [
     """CREATE INDEX IF NOT EXISTS coachlog_idempotency_expiry
         ON coachlog_idempotency (expires_at)""",
 ]
+
+
+def scoped_key(user_id: str, key: str) -> str:
+    """The key as stored: the caller's own (user ids never contain ':')."""
+    return f"{user_id}:{key}"
 
 
 def correlation_for(firm_id: str, key: str) -> uuid.UUID:

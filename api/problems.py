@@ -1,9 +1,10 @@
 """Errors as RFC 9457 problem+json, mapped in one place.
 
 Validation 422 (per-field messages), malformed JSON 400, missing or bad token 401,
-unknown engagement 404, broken domain rule 409 (with the rule's stable code), stale
-If-Match 412, body too large 413, wrong content type 415, database down 503. Client
-input never yields a 5xx or a stack trace.
+outside the caller's rights 403, unknown engagement (or another firm's) 404, broken
+domain rule 409 (with the rule's stable code), stale If-Match 412, body too large 413,
+wrong content type 415, database down 503. Client input never yields a 5xx or a stack
+trace.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from eventsourcing.persistence import PersistenceError
 from flask import Flask, Response, json, request
 from werkzeug.exceptions import HTTPException
 
+from api.authorization import Forbidden
 from domain.errors import (
     ConcurrencyConflict,
     DomainError,
@@ -25,6 +27,7 @@ from domain.errors import (
     StaleVersion,
 )
 from projections.database import DatabaseUnavailable
+from projections.queries import NotFound
 
 log = logging.getLogger("coachlog.api")
 
@@ -121,6 +124,14 @@ def _domain_error(error: DomainError) -> Response:
     return problem(409, "Rule broken", error.message, code=error.code)
 
 
+def _forbidden(error: Forbidden) -> Response:
+    return problem(403, "Forbidden", error.detail, code="forbidden")
+
+
+def _read_model_not_found(error: NotFound) -> Response:
+    return problem(404, "Not found", str(error), code="not_found")
+
+
 def _database_down(error: Exception) -> Response:
     log.warning("database unavailable: %s", error)
     return problem(
@@ -146,6 +157,8 @@ def register(app: Flask) -> None:
     """Install the problem+json handlers on ``app``."""
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(DomainError, _domain_error)
+    app.register_error_handler(Forbidden, _forbidden)
+    app.register_error_handler(NotFound, _read_model_not_found)
     app.register_error_handler(DatabaseUnavailable, _database_down)
     app.register_error_handler(PersistenceError, _database_down)
     app.register_error_handler(Exception, _unexpected)

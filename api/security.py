@@ -1,18 +1,20 @@
-"""Bearer-token authentication: every request but health and docs names its caller."""
+"""Bearer-token authentication: every request but health and docs names its caller.
+
+Once the caller is known, api/authorization.py's gate refuses what their role may never
+do (before the body is read); the views check ownership on what they load.
+"""
 
 from __future__ import annotations
 
 from flask import Flask, Response, current_app, g, request
 
+from api import authorization
 from api.accounts import Accounts, Principal
 from api.pages import is_page
 from api.problems import problem
 
 #: Paths anyone may read: probes, metrics (positions only), the OpenAPI document, docs.
 PUBLIC_PREFIXES = ("/healthz", "/readyz", "/metrics", "/openapi.json", "/docs")
-
-#: Roles that may run commands (finer rules per engagement come with authorization).
-WRITER_ROLES = frozenset({"firm_admin", "coach"})
 
 
 def current_principal() -> Principal:
@@ -47,11 +49,9 @@ def _authenticate() -> Response | None:
             code="invalid_token",
             headers=challenge,
         )
-    if request.method in ("POST", "PUT", "PATCH", "DELETE") and principal.role not in WRITER_ROLES:
-        return problem(
-            403, "Forbidden", f"A {principal.role} may not change engagements.", code="forbidden"
-        )
     g.principal = principal
+    # Raises Forbidden (403) or, for another firm's engagement, its "not found" (404).
+    authorization.gate(principal, request.endpoint, request.view_args)
     return None
 
 

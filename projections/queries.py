@@ -344,17 +344,30 @@ class Dashboards:
         return docs[0], fresh
 
     def engagement(
-        self, firm_id: str, engagement_id: str, now: datetime
+        self,
+        firm_id: str,
+        engagement_id: str,
+        now: datetime,
+        authorize: Callable[[Doc], None] | None = None,
     ) -> tuple[dict[str, Any], Freshness]:
-        """The engagement progress dashboard."""
+        """The engagement progress dashboard; ``authorize`` may refuse (raise) on the
+        document before anything is computed from it."""
         doc, fresh = self.document(firm_id, engagement_id)
+        if authorize is not None:
+            authorize(doc)
         return engagement_dashboard(doc, now), fresh
 
     def sponsor(
-        self, firm_id: str, engagement_id: str, now: datetime
+        self,
+        firm_id: str,
+        engagement_id: str,
+        now: datetime,
+        authorize: Callable[[Doc], None] | None = None,
     ) -> tuple[dict[str, Any], Freshness]:
-        """The sponsor report of one engagement."""
+        """The sponsor report of one engagement; ``authorize`` as for ``engagement``."""
         doc, fresh = self.document(firm_id, engagement_id)
+        if authorize is not None:
+            authorize(doc)
         if doc["sponsor_id"] is None:
             raise NotFound(f"engagement {engagement_id} has no sponsor")
         return sponsor_report(doc, now), fresh

@@ -18,6 +18,7 @@ from typing import Any
 COACHLOG = str(Path(sys.executable).parent / "coachlog")
 LIVE_FIRM = "firm-live"
 LIVE_COACH = "coach-live"
+LIVE_ADMIN = "admin-live"
 START_TIMEOUT = 60.0
 
 
@@ -40,13 +41,14 @@ class Reply:
 
 @dataclass
 class LiveServer:
-    """A `coachlog serve` process, with a coach's token of its firm."""
+    """A `coachlog serve` process, with a coach's and a firm admin's token of its firm."""
 
     process: subprocess.Popen[bytes]
     port: int
     token: str
     env: dict[str, str]
     log: Path
+    admin_token: str = ""
     stopped: int | None = field(default=None)
 
     @property
@@ -56,6 +58,10 @@ class LiveServer:
     @property
     def auth(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"}
+
+    @property
+    def admin_auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.admin_token}"}
 
     def request(
         self,
@@ -121,6 +127,8 @@ def start_server(
     cli(env, "users", "create", LIVE_COACH, "--firm", LIVE_FIRM, "--role", "coach")
     token = cli(env, "tokens", "create", LIVE_COACH, "--firm", LIVE_FIRM).strip().splitlines()[-1]
     assert token.startswith("cl_")
+    cli(env, "users", "create", LIVE_ADMIN, "--firm", LIVE_FIRM, "--role", "firm_admin")
+    admin = cli(env, "tokens", "create", LIVE_ADMIN, "--firm", LIVE_FIRM).strip().splitlines()[-1]
     port = free_port()
     log = directory / "server.log"
     command = [COACHLOG, "serve", "--port", str(port)]
@@ -135,7 +143,9 @@ def start_server(
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    server = LiveServer(process=process, port=port, token=token, env=env, log=log)
+    server = LiveServer(
+        process=process, port=port, token=token, env=env, log=log, admin_token=admin
+    )
     deadline = time.monotonic() + START_TIMEOUT
     while True:
         if process.poll() is not None:

@@ -11,6 +11,7 @@ from typing import Any
 from flask import Flask
 from flask.testing import FlaskClient
 
+from api import Services
 from api.schemas import COMMAND_SCHEMAS
 from domain import commands as c
 from domain.commands import ENGAGEMENT_COMMANDS
@@ -397,23 +398,27 @@ def test_open_engagement_answers_201_with_location_and_etag(
 
 
 def test_a_realistic_engagement_runs_through_every_command_over_http(
-    client: FlaskClient, token_for: Callable[..., str]
+    client: FlaskClient, token_for: Callable[..., str], services: Services
 ) -> None:
+    services.accounts.create_user(FIRM, "coach-2", "coach")
+    users = {"coach": "coach-1", "firm_admin": "firm-admin-1", "coach-2": "coach-2"}
     tokens = {
         role: {
-            "Authorization": f"Bearer {token_for(role)}",
+            "Authorization": f"Bearer {services.accounts.issue_token(FIRM, user)}",
             # Headers a client might use to claim another identity: never believed.
             "X-Actor-Id": "mallory",
             "X-User-Id": "mallory",
             "X-Firm-Id": "firm-south",
         }
-        for role in ("coach", "firm_admin")
+        for role, user in users.items()
     }
     engagement_id = open_engagement(client, tokens["coach"])
     ids: Ids = {}
     version = 1
+    coaches = ("coach", "firm_admin")
     for number, step in enumerate(WALK):
-        role = ("coach", "firm_admin")[number % 2]
+        # The current coach and a firm admin take turns; only a firm admin may erase.
+        role = "firm_admin" if step.command is c.EraseSubject else coaches[number % 2]
         response = post_command(
             client,
             tokens[role],
@@ -434,16 +439,25 @@ def test_a_realistic_engagement_runs_through_every_command_over_http(
         if step.keep:
             assert body["result"], step.command.__name__
             ids[step.keep] = body["result"]
-        events = history(client, tokens["coach"], engagement_id)
+        events = history(client, tokens["firm_admin"], engagement_id)
         assert len(events) == version
         last = events[-1]
         assert last["version"] == version
         assert last["event_type"] == step.event
-        assert last["metadata"]["actor_id"] == f"{role.replace('_', '-')}-1"
-        assert last["metadata"]["actor_role"] == role
+        assert last["metadata"]["actor_id"] == users[role]
+        assert last["metadata"]["actor_role"] == role.removesuffix("-2")
         assert last["metadata"]["firm_id"] == FIRM
+        if step.command is c.ReassignCoach:
+            # coach-1 no longer coaches it: no more commands or reads; coach-2 takes over.
+            refused = post_command(
+                client, tokens["coach"], engagement_id, "celebrate-win", {"win": "x"}
+            )
+            assert_problem(refused, 403, "forbidden")
+            gone = client.get(f"/engagements/{engagement_id}", headers=tokens["coach"])
+            assert_problem(gone, 403, "forbidden")
+            coaches = ("coach-2", "firm_admin")
 
-    state = client.get(f"/engagements/{engagement_id}", headers=tokens["coach"])
+    state = client.get(f"/engagements/{engagement_id}", headers=tokens["coach-2"])
     assert state.status_code == 200
     assert state.headers["ETag"] == f'"{version}"'
     final = state.get_json()
@@ -465,7 +479,7 @@ def test_a_realistic_engagement_runs_through_every_command_over_http(
 
     # After erasure the engagement takes nothing new, and says so with a stable code.
     refused = post_command(
-        client, tokens["coach"], engagement_id, "check-wellbeing", WALK[29].body(ids)
+        client, tokens["coach-2"], engagement_id, "check-wellbeing", WALK[29].body(ids)
     )
     assert_problem(refused, 409, "subject_erased")
 

@@ -15,7 +15,13 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from api import Services
-from api.idempotency import CLAIM_TIMEOUT_SECONDS, KEY_TTL_SECONDS, correlation_for, fingerprint
+from api.idempotency import (
+    CLAIM_TIMEOUT_SECONDS,
+    KEY_TTL_SECONDS,
+    correlation_for,
+    fingerprint,
+    scoped_key,
+)
 from domain.commands import OpenEngagement, PauseEngagement
 from domain.context import CommandContext
 from tests.api.conftest import (
@@ -29,6 +35,13 @@ from tests.api.conftest import (
 )
 
 WELLBEING = {"confidence": 6, "stress": 4, "motivation": 8, "imposter_feelings": 5}
+#: The user of the ``auth`` fixture: keys are stored per user.
+COACH = "coach-1"
+
+
+def _correlation(key: str, user: str = COACH) -> uuid.UUID:
+    """The correlation id of ``user``'s requests with Idempotency-Key ``key``."""
+    return correlation_for(FIRM, scoped_key(user, key))
 
 
 def _post_raw(
@@ -140,7 +153,7 @@ def test_a_retried_open_returns_the_first_answer_and_writes_nothing(
     assert first.status_code == 201
     assert "Idempotent-Replayed" not in first.headers
     engagement_id = first.get_json()["engagement_id"]
-    assert engagement_id == str(correlation_for(FIRM, "open-grace-1"))
+    assert engagement_id == str(_correlation("open-grace-1"))
     for _ in range(2):
         again = client.post("/engagements", json=opening_body(), headers=headers)
         assert again.status_code == 201
@@ -182,9 +195,7 @@ def test_a_retried_command_returns_the_first_answer_and_writes_nothing(
         "WellbeingChecked",
         "WinCelebrated",
     ]
-    assert events[1]["metadata"]["correlation_id"] == str(
-        correlation_for(FIRM, keyed["Idempotency-Key"])
-    )
+    assert events[1]["metadata"]["correlation_id"] == str(_correlation(keyed["Idempotency-Key"]))
 
 
 def test_the_same_key_with_another_request_is_422(
@@ -263,7 +274,13 @@ def _abandon_claim(services: Services, firm: str, key: str, path: str, raw: byte
         cur.execute(
             "INSERT INTO coachlog_idempotency (firm_id, idem_key, fingerprint, claimed_at,"
             " expires_at) VALUES (%s, %s, %s, %s, %s)",
-            (firm, key, fingerprint("POST", path, raw), claimed, claimed + KEY_TTL_SECONDS),
+            (
+                firm,
+                scoped_key(COACH, key),
+                fingerprint("POST", path, raw),
+                claimed,
+                claimed + KEY_TTL_SECONDS,
+            ),
         )
 
 
@@ -280,7 +297,7 @@ def test_a_request_that_died_after_writing_is_recognised_on_retry(
         actor_id="coach-1",
         actor_role="coach",
         firm_id=FIRM,
-        correlation_id=correlation_for(FIRM, key),
+        correlation_id=_correlation(key),
     )
     services.engagements.execute(
         ctx, PauseEngagement(engagement_id=uuid.UUID(engagement_id), reason="Client on holiday")
@@ -307,7 +324,7 @@ def test_an_open_that_died_after_writing_is_recognised_on_retry(
     key = "open-before-crash"
     body = opening_body()
     raw = json.dumps(body).encode()
-    engagement_id = correlation_for(FIRM, key)
+    engagement_id = _correlation(key)
     ctx = CommandContext(
         actor_id="coach-1", actor_role="coach", firm_id=FIRM, correlation_id=engagement_id
     )
@@ -348,7 +365,13 @@ def test_a_key_still_in_flight_is_409(
         cur.execute(
             "INSERT INTO coachlog_idempotency (firm_id, idem_key, fingerprint, claimed_at,"
             " expires_at) VALUES (%s, %s, %s, %s, %s)",
-            (FIRM, key, fingerprint("POST", path, json.dumps(WELLBEING).encode()), now, now + 60),
+            (
+                FIRM,
+                scoped_key(COACH, key),
+                fingerprint("POST", path, json.dumps(WELLBEING).encode()),
+                now,
+                now + 60,
+            ),
         )
     response, _ = _post_raw(client, path, WELLBEING, {**auth, "Idempotency-Key": key})
     assert_problem(response, 409, "idempotency_key_in_flight")

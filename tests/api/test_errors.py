@@ -258,7 +258,10 @@ def test_a_read_only_role_may_not_post(
     assert_problem(command, 403, "forbidden")
     assert_problem(client.post("/engagements", json=opening_body(), headers=headers), 403)
     assert len(history(client, auth, engagement_id)) == 1
-    assert client.get(f"/engagements/{engagement_id}", headers=headers).status_code == 200
+    # client-1 is this engagement's client; sponsor-1 is not its sponsor (sponsor-acme is).
+    readers = {"client": 200, "sponsor": 403, "analyst": 403, "auditor": 200}
+    state = client.get(f"/engagements/{engagement_id}", headers=headers)
+    assert state.status_code == readers[role]
 
 
 def test_probes_need_no_token(client: FlaskClient) -> None:

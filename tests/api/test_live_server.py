@@ -11,14 +11,14 @@ import pytest
 from psycopg import sql
 
 from tests.api.conftest import opening_body
-from tests.api.live import LiveServer, Reply, start_server
+from tests.api.live import LIVE_COACH, LiveServer, Reply, start_server
 
 WELLBEING = {"confidence": 6, "stress": 4, "motivation": 8, "imposter_feelings": 5}
 WRITERS = 50
 
 
 def _open(server: LiveServer) -> str:
-    reply = server.request("POST", "/engagements", opening_body())
+    reply = server.request("POST", "/engagements", opening_body(coach_id=LIVE_COACH))
     assert reply.status == 201, reply.body
     assert reply.headers["etag"] == '"1"'
     engagement_id: str = reply.body["engagement_id"]
@@ -35,7 +35,7 @@ def test_probes_docs_and_a_first_engagement(live_server: LiveServer) -> None:
     state = live_server.request("GET", f"/engagements/{engagement_id}")
     assert state.status == 200
     assert state.body["version"] == 1
-    assert state.body["coach_id"] == "coach-1"
+    assert state.body["coach_id"] == LIVE_COACH
     history = live_server.request("GET", f"/engagements/{engagement_id}/history")
     assert history.body["events"][0]["metadata"]["actor_id"] == "coach-live"
     unauthorised = live_server.request(

@@ -46,14 +46,29 @@ def test_state_now_carries_the_version_as_etag(client: FlaskClient, auth: dict[s
     assert state["created_on"] <= state["modified_on"]
 
 
-@pytest.mark.parametrize("role", ["firm_admin", "coach", "client", "sponsor", "analyst", "auditor"])
-def test_every_role_of_the_firm_may_read(
-    client: FlaskClient, auth: dict[str, str], token_for: Callable[..., str], role: str
+@pytest.mark.parametrize(
+    ("role", "status"),
+    [
+        ("firm_admin", 200),
+        ("coach", 200),  # coach-1 coaches it
+        ("client", 200),  # client-1 is its client
+        ("sponsor", 403),  # sponsors read only the sponsor report
+        ("analyst", 403),  # analysts read only aggregates
+        ("auditor", 200),
+    ],
+)
+def test_who_may_read_state_and_history(
+    client: FlaskClient,
+    auth: dict[str, str],
+    token_for: Callable[..., str],
+    role: str,
+    status: int,
 ) -> None:
     engagement_id = open_engagement(client, auth)
     headers = {"Authorization": f"Bearer {token_for(role)}"}
-    assert client.get(f"/engagements/{engagement_id}", headers=headers).status_code == 200
-    assert client.get(f"/engagements/{engagement_id}/history", headers=headers).status_code == 200
+    for suffix in ("", "/history", "?version=1"):
+        response = client.get(f"/engagements/{engagement_id}{suffix}", headers=headers)
+        assert response.status_code == status, (suffix, response.get_json())
 
 
 def test_state_at_a_version(client: FlaskClient, auth: dict[str, str]) -> None:

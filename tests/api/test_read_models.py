@@ -84,8 +84,10 @@ def _one_pass(services: Services) -> dict[str, Doc]:
 
 
 def test_read_models_equal_a_from_scratch_fold_after_hundreds_of_api_engagements(
-    client: FlaskClient, auth: dict[str, str], services: Services
+    client: FlaskClient, services: Services, token_for: Callable[..., str]
 ) -> None:
+    # The seeded timelines have six coaches: a firm admin records them all.
+    auth = {"Authorization": f"Bearer {token_for('firm_admin')}"}
     sent = _record_through_api(client, auth, engagements=200)
     assert sent > 1500
     ProjectionRunner(services.engagements, services.progress).catch_up()
@@ -137,7 +139,7 @@ def _open(client: FlaskClient, auth: dict[str, str], **overrides: Any) -> str:
 
 
 def test_every_read_model_endpoint_answers_with_freshness(
-    client: FlaskClient, auth: dict[str, str], services: Services
+    client: FlaskClient, auth: dict[str, str], services: Services, token_for: Callable[..., str]
 ) -> None:
     engagement_id = _open(client, auth)
     client.post(
@@ -146,6 +148,7 @@ def test_every_read_model_endpoint_answers_with_freshness(
         headers=auth,
     )
     _project(services)
+    auth = {"Authorization": f"Bearer {token_for('firm_admin')}"}  # may read every one
     head = services.engagements.recorder.max_notification_id()
     for path in (
         "/engagements",
@@ -243,4 +246,7 @@ def test_read_models_never_cross_firms(
     assert client.get(f"/engagements/{engagement_id}/dashboard", headers=other).status_code == 404
     assert client.get("/engagements", headers=other).get_json()["data"]["total"] == 0
     assert client.get("/coaches/coach-1/portfolio", headers=other).status_code == 404
-    assert client.get("/firm/overview", headers=other).get_json()["data"]["engagements"] == 0
+    other_admin = {"Authorization": f"Bearer {token_for('firm_admin', OTHER_FIRM)}"}
+    assert client.get("/engagements", headers=other_admin).get_json()["data"]["total"] == 0
+    overview = client.get("/firm/overview", headers=other_admin).get_json()
+    assert overview["data"]["engagements"] == 0
