@@ -6,6 +6,14 @@ re-checks that hash against the token store, so a revoked token signs the browse
 and every query is scoped to the token's firm, exactly as the JSON API does. The JSON
 API never accepts the cookie: it keeps asking for ``Authorization: Bearer``.
 
+Who may open which page is the JSON API's rule for the same read model
+(api/authorization.py): the firm page is the firm overview, a coach page the portfolio,
+an engagement page the dashboard, a sponsor page the sponsor report. A page outside
+one's rights is a 403 HTML page; another firm's engagement is "not found". Links to
+pages the caller may not open are left out, and signing in lands on the caller's own
+start page (the firm for admins, auditors and analysts, the portfolio for a coach, the
+engagement for a client, the sponsor report for a sponsor).
+
 Pages live under ``/ui`` (``/`` redirects there): ``/engagements/<id>`` and the other
 resource paths already belong to the JSON API.
 """
@@ -35,11 +43,13 @@ from flask import (
     url_for,
 )
 from flask.typing import ResponseReturnValue
-from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
-from api import charts, formats, timeline
+from api import authorization, charts, formats, timeline
 from api.accounts import Accounts, Principal, token_hash
+from api.authorization import Action, Forbidden
+from domain.errors import EngagementNotFound
+from domain.values import Role
 from projections import metrics
 from projections.queries import Dashboards, NotFound, engagement_dashboard
 
@@ -134,15 +144,35 @@ def _principal() -> Principal | None:
     return principal
 
 
-def _safe_next(target: str | None) -> str:
-    """Only ever send a browser back to one of our own pages after signing in."""
-    if target and target.startswith(PAGE_PREFIX) and not target.startswith("//"):
-        return target
+def _home(principal: Principal) -> str:
+    """The caller's start page: the first of firm, own portfolio, own engagement, own
+    sponsor report that their role may open (the firm page, with its 403, otherwise)."""
+    if authorization.may(principal, Action.FIRM):
+        return url_for("pages.firm")
+    if principal.role == Role.COACH:
+        return url_for("pages.coach", coach_id=principal.user_id)
+    if principal.role in (Role.CLIENT, Role.SPONSOR):
+        relation = authorization.RELATION[Role(principal.role)]
+        page, _ = _dashboards().list(
+            principal.firm_id, _now(), filters={relation: principal.user_id}, limit=1
+        )
+        if page["items"]:
+            engagement_id = page["items"][0]["engagement_id"]
+            target = "pages.engagement" if relation == "client_id" else "pages.sponsor"
+            return url_for(target, engagement_id=engagement_id)
     return url_for("pages.firm")
 
 
+def _safe_next(target: str | None, principal: Principal) -> str:
+    """Only ever send a browser back to one of our own pages after signing in."""
+    if target and target.startswith(PAGE_PREFIX) and not target.startswith("//"):
+        return target
+    return _home(principal)
+
+
 def signed_in(view: Callable[P, ResponseReturnValue]) -> Callable[P, ResponseReturnValue]:
-    """Let the view run only for a signed-in caller with a live token."""
+    """Let the view run only for a signed-in caller with a live token, and only if their
+    role may open this kind of page at all (the view checks ownership)."""
 
     @functools.wraps(view)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> ResponseReturnValue:
@@ -150,6 +180,7 @@ def signed_in(view: Callable[P, ResponseReturnValue]) -> Callable[P, ResponseRet
         if principal is None:
             return redirect(url_for("pages.sign_in", next=request.path))
         g.principal = principal
+        authorization.gate(principal, request.endpoint, request.view_args)
         return view(*args, **kwargs)
 
     return wrapper
@@ -158,9 +189,11 @@ def signed_in(view: Callable[P, ResponseReturnValue]) -> Callable[P, ResponseRet
 @bp.get("/ui")
 @bp.get("/")
 def index() -> Response:
-    """Send the browser to the firm overview, or to sign in first."""
-    target = "pages.firm" if _principal() is not None else "pages.sign_in"
-    return redirect(url_for(target))
+    """Send the browser to the caller's start page, or to sign in first."""
+    principal = _principal()
+    if principal is None:
+        return redirect(url_for("pages.sign_in"))
+    return redirect(_home(principal))
 
 
 @bp.route("/ui/sign-in", methods=["GET", "POST"])
@@ -168,8 +201,9 @@ def sign_in() -> ResponseReturnValue:
     """Show the sign-in form; on POST, trade a valid token for a session cookie."""
     next_page = request.values.get("next")
     if request.method == "GET":
-        if _principal() is not None:
-            return redirect(_safe_next(next_page))
+        signed = _principal()
+        if signed is not None:
+            return redirect(_safe_next(next_page, signed))
         return _sign_in_form(next_page, session.pop("notice", None), 200)
     if not _csrf_ok():
         return _sign_in_form(next_page, "The form expired; please try again.", 400)
@@ -180,7 +214,7 @@ def sign_in() -> ResponseReturnValue:
     session.clear()
     session.permanent = True
     session["token_sha256"] = token_hash(token)
-    return redirect(_safe_next(next_page))
+    return redirect(_safe_next(next_page, principal))
 
 
 def _sign_in_form(next_page: str | None, error: str | None, status: int) -> ResponseReturnValue:
@@ -217,10 +251,15 @@ def firm() -> ResponseReturnValue:
     """The firm overview: figures, ROI by coach and segment, cadence, revenue."""
     firm_id = g.principal.firm_id
     now = _now()
+    authorization.require(g.principal, Action.FIRM, {})
     overview, fresh = _dashboards().firm(firm_id, now)
-    off_track, _ = _dashboards().list(
-        firm_id, now, off_track=True, sort="last_session_at", descending=False, limit=50
-    )
+    # The off-track list names engagements: only for those who may list them (not the
+    # analyst, whose reads are aggregate).
+    off_track = None
+    if authorization.may(g.principal, Action.LIST):
+        off_track, _ = _dashboards().list(
+            firm_id, now, off_track=True, sort="last_session_at", descending=False, limit=50
+        )
     # The firm overview has no cadence figure; fold it from the same documents.
     docs, _ = _dashboards().documents(firm_id)
     cadence = _cadence(docs)
@@ -245,6 +284,7 @@ def firm() -> ResponseReturnValue:
 @signed_in
 def coach(coach_id: str) -> ResponseReturnValue:
     """A coach's portfolio: figures, then engagements with off-track ones first."""
+    authorization.require(g.principal, Action.PORTFOLIO, {"coach_id": coach_id})
     try:
         portfolio, fresh = _dashboards().coach(g.principal.firm_id, coach_id, _now())
     except NotFound:
@@ -267,6 +307,7 @@ def engagement(engagement_id: UUID) -> ResponseReturnValue:
         doc, fresh = _dashboards().document(g.principal.firm_id, str(engagement_id))
     except NotFound:
         abort(404)
+    authorization.require(g.principal, Action.DASHBOARD, doc)
     dashboard = engagement_dashboard(doc, now)
     return _page(
         "engagement.html",
@@ -285,8 +326,16 @@ def engagement(engagement_id: UUID) -> ResponseReturnValue:
 @signed_in
 def sponsor(engagement_id: UUID) -> ResponseReturnValue:
     """The sponsor report: only what the agreement and the client's consent allow."""
+    people: dict[str, Any] = {}
+
+    def authorize(doc: dict[str, Any]) -> None:
+        authorization.require(g.principal, Action.SPONSOR_REPORT, doc)
+        people.update({k: doc[k] for k in authorization.RELATION.values()})
+
     try:
-        report, fresh = _dashboards().sponsor(g.principal.firm_id, str(engagement_id), _now())
+        report, fresh = _dashboards().sponsor(
+            g.principal.firm_id, str(engagement_id), _now(), authorize
+        )
     except NotFound:
         abort(404)
     attendance = report.get("attendance")
@@ -294,6 +343,7 @@ def sponsor(engagement_id: UUID) -> ResponseReturnValue:
         "sponsor.html",
         report=report,
         fresh=fresh,
+        engagement_link=authorization.may(g.principal, Action.DASHBOARD, people),
         charts={"sessions": charts.sessions(attendance)} if attendance else {},
     )
 
@@ -320,12 +370,41 @@ def _cadence(docs: list[dict[str, Any]]) -> dict[str, Any]:
 # -- errors and headers -------------------------------------------------------------------
 
 
+@bp.context_processor
+def _rights() -> dict[str, Any]:
+    """``may("portfolio", coach_id=...)`` in templates: show only links one may follow."""
+
+    def may(action: str, **subject: Any) -> bool:
+        principal = g.get("principal")
+        return principal is not None and authorization.may(principal, Action(action), subject)
+
+    return {"may": may}
+
+
 @bp.errorhandler(404)
-def not_found(error: HTTPException) -> ResponseReturnValue:
+@bp.errorhandler(NotFound)
+@bp.errorhandler(EngagementNotFound)
+def not_found(error: Exception) -> ResponseReturnValue:
     """An HTML page, not problem+json: nothing by that id in your firm."""
     principal = g.get("principal")
     csrf = _csrf_token() if principal else ""
     return render_template("not_found.html", principal=principal, csrf_token=csrf), 404
+
+
+@bp.errorhandler(Forbidden)
+def forbidden(error: Forbidden) -> ResponseReturnValue:
+    """An HTML page saying what the caller's role may not see, and where to go instead."""
+    principal = g.principal
+    return (
+        render_template(
+            "forbidden.html",
+            principal=principal,
+            csrf_token=_csrf_token(),
+            detail=error.detail,
+            home=_home(principal),
+        ),
+        403,
+    )
 
 
 @bp.after_request

@@ -59,7 +59,8 @@ def test_signing_out_ends_the_session(browser: Any, site: Site) -> None:
 def test_a_revoked_token_signs_the_browser_out(browser: Any, site: Site) -> None:
     token = site.new_token("ui-coach-revoked", "coach")
     sign_in(browser, site, token)
-    assert browser.current_url == site.base + "/ui/firm"
+    # A coach starts at their own portfolio (the firm overview is not theirs to see).
+    assert browser.current_url == site.base + "/ui/coaches/ui-coach-revoked"
     site.cli("tokens", "revoke", token)
     browser.refresh()
     assert browser.current_url.startswith(site.base + "/ui/sign-in")
