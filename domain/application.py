@@ -27,6 +27,7 @@ from domain.errors import (
     StaleVersion,
 )
 from domain.event import EngagementEvent
+from domain.groupcommit import GroupCommit
 from domain.keys import (
     KeyRing,
     KeyStore,
@@ -67,6 +68,10 @@ class Engagements(Application[UUID]):
 
     name = "Engagements"
     snapshotting_intervals: ClassVar[dict[type[Any], int]] = {Engagement: 50}
+    #: Keep recently used engagements in memory; each command then reads only the events
+    #: stored since (usually none) instead of a snapshot and up to 49 events to decode.
+    #: Every get re-checks the store ("fast-forward"), so other writers are always seen.
+    env: ClassVar[dict[str, str]] = {"AGGREGATE_CACHE_MAXSIZE": "1000"}
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         """Register eventsourcing's transcodings and the domain's own."""
@@ -94,6 +99,7 @@ class Engagements(Application[UUID]):
             anchors.prefix = store.prefix if isinstance(store, SqlKeyStore) else ""
         anchors.create_tables()
         self.auditor = Auditor(self.recorder, anchors)
+        self.group_commit = GroupCommit(self._store_together, IntegrityError)
         if isinstance(self.mapper, SealingMapper):
             self.mapper.keys = self.keys
         return ChainedEventStore(self.mapper, self.recorder)
@@ -125,7 +131,7 @@ class Engagements(Application[UUID]):
         with acting(ctx):
             engagement = Engagement.open(**command.arguments())
         try:
-            self.save(engagement)
+            self._commit(engagement)
         except IntegrityError:
             raise EngagementAlreadyExists(
                 f"an engagement with id {engagement.id} already exists"
@@ -196,7 +202,7 @@ class Engagements(Application[UUID]):
             with acting(step_ctx):
                 step.run(engagement)
         try:
-            self.save(engagement)
+            self._commit(engagement)
         except IntegrityError:
             raise EngagementAlreadyExists(
                 f"an engagement with id {engagement.id} already exists"
@@ -206,7 +212,7 @@ class Engagements(Application[UUID]):
     def _save(self, engagement: Engagement) -> None:
         erased = [e for e in engagement.pending_events if isinstance(e, SubjectErased)]
         try:
-            self.save(engagement)
+            self._commit(engagement)
         except IntegrityError:
             current = self._head_version(engagement.id)
             raise ConcurrencyConflict(
@@ -216,6 +222,20 @@ class Engagements(Application[UUID]):
             ) from None
         if erased:
             self._shred(engagement, erased[-1])
+
+    def _commit(self, engagement: Engagement) -> None:
+        """Store the engagement's new events, in one transaction with whatever other
+        threads of this process are saving at the same moment (domain/groupcommit.py)."""
+        self.group_commit.save(engagement.collect_events())
+
+    def _store_together(self, events: list[Any]) -> None:
+        """Store events of several engagements in one transaction, then snapshot."""
+        recordings = self.events.put(events)
+        interval = self.snapshotting_intervals[Engagement]
+        for event in events:
+            if event.originator_version % interval == 0 and self.snapshots is not None:
+                self.take_snapshot(event.originator_id, event.originator_version)
+        self._notify(recordings)
 
     def _shred(self, engagement: Engagement, erasure: SubjectErased) -> None:
         """After SubjectErased was stored: erase the client on their other engagements
@@ -237,7 +257,7 @@ class Engagements(Application[UUID]):
             if not other.erased:
                 with acting(ctx):
                     other.erase_subject()
-                self.save(other)
+                self._commit(other)
         for engagement_id in [engagement.id, *others]:
             self._delete_snapshots(engagement_id)
         self.keys.destroy(engagement.firm_id, engagement.client_id)

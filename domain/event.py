@@ -33,6 +33,9 @@ PERSONAL_FIELDS = frozenset(
         "reason",
         "comment",
         "description",
+        # what a client wants and commits to, in their own words (goals, milestones,
+        # commitments; a goal's measure, baseline, target and levels are its SENSITIVE)
+        "title",
     }
 )
 

@@ -93,6 +93,7 @@ class VisionStated(EngagementEvent):
 
 class GoalSet(EngagementEvent):
     TOPIC = "coachlog.GoalSet"
+    SENSITIVE = frozenset({"measure", "baseline", "target", "levels"})
     goal_id: str
     title: str
     measure: str
@@ -172,6 +173,7 @@ class GoalProgressRated(EngagementEvent):
 
 class GoalRevised(EngagementEvent):
     TOPIC = "coachlog.GoalRevised"
+    SENSITIVE = frozenset({"measure", "baseline", "target", "levels"})
     goal_id: str
     title: str
     measure: str

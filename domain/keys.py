@@ -241,6 +241,8 @@ class SqlKeyStore(SqlTables):
 
     def destroy(self, firm_id: str, client_id: str) -> list[str]:
         with self._cursor(commit=True) as cur:
+            if self.dialect == "sqlite":
+                cur.execute("PRAGMA secure_delete = ON")  # zero the old row's bytes
             cur.execute(
                 self.sql(
                     "SELECT key_id FROM {p}coachlog_data_keys"
@@ -256,7 +258,24 @@ class SqlKeyStore(SqlTables):
                 ),
                 (time.time(), firm_id, client_id),
             )
+        self._purge_old_row_versions()
         return ids
+
+    def _purge_old_row_versions(self) -> None:
+        """Make the destroyed keys' old row versions unreachable on disk too: SQLite's
+        write-ahead log is checkpointed and truncated, PostgreSQL's dead tuples of the
+        key table are vacuumed away (WAL archives and backups are outside our reach)."""
+        if self.dialect == "sqlite":
+            with self.datastore.get_connection(commit=True) as conn:
+                conn._sqlite_conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            return
+        with self.datastore.get_connection() as conn:
+            autocommit = conn.autocommit
+            conn.autocommit = True
+            try:
+                conn.execute(self.sql("VACUUM {p}coachlog_data_keys"))
+            finally:
+                conn.autocommit = autocommit
 
     def engagements_of(self, firm_id: str, client_id: str) -> list[UUID]:
         with self._cursor() as cur:

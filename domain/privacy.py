@@ -34,6 +34,13 @@ class SubjectErased(EngagementEvent):
         state.client_name = ""
         state.consents = []
         state.wellbeing = []
+        for goal in state.goals.values():
+            goal.title = goal.measure = goal.baseline = goal.target = ""
+            goal.levels = {}
+            for milestone in goal.milestones.values():
+                milestone.title = ""
+        for commitment in state.commitments.values():
+            commitment.title = ""
 
 
 class PrivacyCommands(EngagementState):

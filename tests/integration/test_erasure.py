@@ -12,9 +12,10 @@ dump and files, history, aggregates (now and at past versions), read models,
 dashboards, exports, Kafka; that X's keys are destroyed and X's snapshots deleted; that
 the stored events were not rewritten and the audit chain still verifies; that Y is
 untouched; and that the firm's figures did not move. A second test does the same for
-the Kafka copies (published before and after the erasure). Two more record gaps found
-while writing these: free-text titles are not sealed, so they survive an erasure; and
-the destroyed wrapped key lingers in SQLite's -wal file (a documented limit: xfail).
+the Kafka copies (published before and after the erasure). Two more cover what writing
+these found: free-text titles (goals, milestones, commitments) must be sealed and
+forgotten too, and the destroyed wrapped key must be gone from SQLite's files (the
+-wal file included), not only from the table.
 
 Raw searches look for each secret both as plain bytes and in hex, because SQLite's
 ``iterdump`` and ``pg_dump`` print BLOB / bytea columns (the stored events) in hex; a
@@ -704,12 +705,6 @@ def test_free_text_titles_of_an_erased_client_are_forgotten_too(world: World) ->
     assert not contains(world.dump(), marker), "titles survive in the database"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known limit (docs/security.md, 'Limits'): the old wrapped key stays in the "
-    "SQLite -wal file until a checkpoint recycles it; a PRAGMA wal_checkpoint(TRUNCATE) "
-    "after SqlKeyStore.destroy makes this pass",
-)
 @pytest.mark.parametrize("store_env", ["sqlite"], indirect=True)
 def test_no_copy_of_a_destroyed_key_is_left_in_the_sqlite_files(world: World) -> None:
     """Crypto-shredding holds only if the wrapped data key is gone from the files, not

@@ -1,0 +1,114 @@
+"""Group commit: concurrent saves of one process share one transaction.
+
+Every insert into the event store takes the events table's lock and waits for the
+commit to reach disk; saving each command alone serialises threads behind one fsync
+each. Here the first thread to save becomes the *leader*: it takes every save queued
+by then (its own included) and stores all their events in one transaction, while the
+others wait; then it hands leadership to the first save that queued meanwhile.
+
+Per-engagement optimistic concurrency is kept: each engagement's events still carry
+the versions its command expected, the store's unique (engagement, version) key
+still refuses a lost race. Two saves of one engagement in one batch never go in
+together (the second waits for the next turn, where it meets the first one's events).
+If the shared transaction is refused, every save of it is retried alone, so a
+conflict fails only the save that caused it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+
+class _Save:
+    __slots__ = ("error", "events", "lead", "ready")
+
+    def __init__(self, events: Sequence[Any]) -> None:
+        self.events = list(events)
+        self.error: BaseException | None = None
+        self.lead = False
+        self.ready = threading.Event()
+
+
+class GroupCommit:
+    """Coalesce concurrent ``store(events)`` calls into as few transactions as possible.
+
+    ``store`` writes a list of events in one transaction (raising on conflict);
+    ``conflict`` is the exception type of a refused write.
+    """
+
+    def __init__(self, store: Callable[[list[Any]], None], conflict: type[BaseException]) -> None:
+        self._store = store
+        self._conflict = conflict
+        self._lock = threading.Lock()
+        self._queue: list[_Save] = []
+        self._leading = False
+        #: Transactions and saves so far (for metrics and tests).
+        self.transactions = 0
+        self.saves = 0
+
+    def save(self, events: Sequence[Any]) -> None:
+        """Store ``events`` (all of one engagement) durably, or raise as ``store`` would."""
+        item = _Save(events)
+        with self._lock:
+            self._queue.append(item)
+            lead = not self._leading
+            self._leading = True
+        if not lead:
+            item.ready.wait()
+            if not item.lead:
+                if item.error is not None:
+                    raise item.error
+                return
+        self._lead()
+        if item.error is not None:
+            raise item.error
+
+    def _lead(self) -> None:
+        with self._lock:
+            batch, self._queue = self._queue, []
+        try:
+            self._commit(batch)
+        finally:
+            with self._lock:
+                if self._queue:
+                    successor = self._queue[0]
+                    successor.lead = True
+                    successor.ready.set()
+                else:
+                    self._leading = False
+            for item in batch:
+                if not item.lead:
+                    item.ready.set()
+
+    def _commit(self, batch: list[_Save]) -> None:
+        together: list[_Save] = []
+        later: list[_Save] = []
+        seen: set[Any] = set()
+        for item in batch:
+            originators = {e.originator_id for e in item.events}
+            (later if originators & seen else together).append(item)
+            seen |= originators
+        if len(together) > 1:
+            try:
+                self._write([e for item in together for e in item.events], len(together))
+            except self._conflict:
+                later = together + later  # find who conflicted: each alone
+            except BaseException as error:
+                for item in together:
+                    item.error = error
+            else:
+                together = []
+        else:
+            later = together + later
+        for item in later:
+            try:
+                self._write(item.events, 1)
+            except BaseException as error:
+                item.error = error
+
+    def _write(self, events: list[Any], saves: int) -> None:
+        self._store(events)
+        self.transactions += 1
+        self.saves += saves

@@ -1,0 +1,120 @@
+"""Group commit: concurrent saves share transactions; a conflict fails only its own save."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from domain.groupcommit import GroupCommit
+
+
+class Conflict(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Ev:
+    originator_id: str
+    originator_version: int
+
+
+class SlowStore:
+    """Stores events with a unique (originator, version) key, slowly like an fsync."""
+
+    def __init__(self, delay: float = 0.02) -> None:
+        self.delay = delay
+        self.rows: dict[tuple[str, int], Ev] = {}
+        self.transactions: list[list[Ev]] = []
+        self.lock = threading.Lock()
+        self.fail_with: BaseException | None = None
+
+    def __call__(self, events: list[Any]) -> None:
+        time.sleep(self.delay)
+        with self.lock:
+            if self.fail_with is not None:
+                raise self.fail_with
+            keys = [(e.originator_id, e.originator_version) for e in events]
+            if len(set(keys)) != len(keys) or any(k in self.rows for k in keys):
+                raise Conflict(keys)
+            self.rows.update(zip(keys, events, strict=True))
+            self.transactions.append(list(events))
+
+
+def run_concurrently(commit: GroupCommit, saves: list[list[Ev]]) -> list[BaseException | None]:
+    results: list[BaseException | None] = [None] * len(saves)
+    start = threading.Barrier(len(saves))
+
+    def work(i: int) -> None:
+        start.wait()
+        try:
+            commit.save(saves[i])
+        except BaseException as error:
+            results[i] = error
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(saves))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=10)
+    return results
+
+
+def test_concurrent_saves_share_transactions_and_all_are_stored() -> None:
+    store = SlowStore()
+    commit = GroupCommit(store, Conflict)
+    saves = [[Ev(f"e{i}", 1), Ev(f"e{i}", 2)] for i in range(16)]
+    assert run_concurrently(commit, saves) == [None] * 16
+    assert len(store.rows) == 32
+    # The first leader commits alone (or nearly); the rest queue behind it and go together.
+    assert len(store.transactions) < 16
+    assert max(len(t) for t in store.transactions) >= 4
+    assert (commit.saves, commit.transactions) == (16, len(store.transactions))
+
+
+def test_a_conflict_fails_only_its_own_save() -> None:
+    store = SlowStore()
+    store.rows[("e3", 1)] = Ev("e3", 1)  # someone else already wrote e3 v1
+    commit = GroupCommit(store, Conflict)
+    saves = [[Ev(f"e{i}", 1)] for i in range(8)]
+    results = run_concurrently(commit, saves)
+    assert [i for i, r in enumerate(results) if r is not None] == [3]
+    assert isinstance(results[3], Conflict)
+    assert {k for k in store.rows if k[0] != "e3"} == {(f"e{i}", 1) for i in range(8) if i != 3}
+
+
+def test_two_saves_of_one_engagement_never_share_a_transaction() -> None:
+    store = SlowStore()
+    commit = GroupCommit(store, Conflict)
+    # Both loaded version 0 and wrote version 1: exactly one may win.
+    saves = [[Ev("same", 1)], [Ev("same", 1)], [Ev("other", 1)]]
+    results = run_concurrently(commit, saves)
+    assert sum(r is None for r in results[:2]) == 1
+    assert sum(isinstance(r, Conflict) for r in results[:2]) == 1
+    assert results[2] is None
+    for transaction in store.transactions:
+        originators = [e.originator_id for e in transaction]
+        assert len(originators) == len(set(originators))
+
+
+def test_a_failed_transaction_reaches_every_save_in_it_and_the_next_saves_go_on() -> None:
+    store = SlowStore(delay=0.05)
+    store.fail_with = OSError("database down")
+    commit = GroupCommit(store, Conflict)
+    results = run_concurrently(commit, [[Ev(f"e{i}", 1)] for i in range(6)])
+    assert all(isinstance(r, OSError) for r in results)
+    store.fail_with = None
+    commit.save([Ev("after", 1)])
+    assert ("after", 1) in store.rows
+
+
+@pytest.mark.parametrize("count", [1, 2])
+def test_a_lone_save_is_committed_at_once(count: int) -> None:
+    store = SlowStore(delay=0)
+    commit = GroupCommit(store, Conflict)
+    for i in range(count):
+        commit.save([Ev("solo", i + 1)])
+    assert [len(t) for t in store.transactions] == [1] * count
