@@ -16,11 +16,13 @@ from werkzeug.wrappers import Response
 
 from api import health, metrics, pages, problems, security
 from api.accounts import Accounts
+from api.audit import blp as audit_blp
 from api.dashboards import blp as dashboards_blp
 from api.engagements import blp as engagements_blp
 from api.idempotency import IdempotencyStore
 from api.schemas import DecimalString
 from domain.application import Engagements
+from domain.audit import Anchoring
 from projections.database import Database
 from projections.queries import Dashboards
 from projections.runner import ProjectionRunner
@@ -41,6 +43,7 @@ class Services:
     progress: ProgressStore
     dashboards: Dashboards
     runner: ProjectionRunner | None = None
+    anchoring: Anchoring | None = None
 
     def create_tables(self) -> None:
         """Create the API's and the read models' tables if they are missing."""
@@ -55,10 +58,19 @@ class Services:
             self.runner.start()
         return self.runner
 
+    def start_anchoring(self, seconds: float) -> Anchoring:
+        """Anchor the audit chains every ``seconds`` in a background thread."""
+        if self.anchoring is None:
+            self.anchoring = Anchoring(self.engagements.auditor, seconds)
+            self.anchoring.start()
+        return self.anchoring
+
     def close(self) -> None:
         """Stop the in-process projections, close the event store and the pool."""
         if self.runner is not None:
             self.runner.stop()
+        if self.anchoring is not None:
+            self.anchoring.stop()
         self.engagements.close()
         self.db.close()
 
@@ -140,4 +152,5 @@ def create_app(services: Services, config: dict[str, Any] | None = None) -> Flas
     api.register_field(DecimalString, "string", "decimal")
     api.register_blueprint(engagements_blp)
     api.register_blueprint(dashboards_blp)
+    api.register_blueprint(audit_blp)
     return app

@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from coachlog.seed import seed_firm  # noqa: E402
 from domain.application import Engagements  # noqa: E402
+from domain.keys import new_master_key  # noqa: E402
 
 
 def child_peak_rss(command: list[str], env: dict[str, str]) -> tuple[float, float]:
@@ -61,6 +62,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 200_000, 400_000])
     parser.add_argument("--admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     args = parser.parse_args()
+    os.environ.setdefault("COACHLOG_MASTER_KEY", new_master_key())  # a scratch database
     dbname = f"coachlog_bench_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(args.admin_url, autocommit=True) as admin:
         admin.execute(f"CREATE DATABASE {dbname}")

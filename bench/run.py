@@ -15,6 +15,7 @@ last run again, e.g. after editing bench/analysis.md.
 from __future__ import annotations
 
 import argparse
+import os
 import pickle
 import sys
 import tempfile
@@ -36,6 +37,7 @@ from bench.common import (
     scratch_database,
 )
 from bench.doc import write
+from domain.keys import new_master_key
 
 TITLES = {
     "1": "Command path through the application service",
@@ -84,6 +86,8 @@ def main() -> None:
         output = Path(tempfile.gettempdir()) / "coachlog-PERFORMANCE-quick.md"
     else:
         output = ROOT / "docs" / "PERFORMANCE.md"
+    # Scratch databases only: a master key of this run's own unless one is configured.
+    os.environ.setdefault("COACHLOG_MASTER_KEY", new_master_key())
     size = sizes(args.quick)
     report = Report(quick=args.quick)
     info = machine(args.admin_url)

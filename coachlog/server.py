@@ -23,7 +23,13 @@ def create_wsgi() -> Flask:
     services = bootstrap_services(settings)
     if not settings.is_postgres or os.environ.get("COACHLOG_IN_PROCESS_PROJECTIONS"):
         services.start_projections()
+        services.start_anchoring(anchor_seconds())
     return create_app(services)
+
+
+def anchor_seconds() -> float:
+    """How often the embedded server anchors the audit chains (COACHLOG_ANCHOR_SECONDS)."""
+    return max(1.0, float(os.environ.get("COACHLOG_ANCHOR_SECONDS", "60")))
 
 
 class Server(BaseApplication):
@@ -43,6 +49,7 @@ class Server(BaseApplication):
         services = bootstrap_services(self.settings)
         if self.projections:
             services.start_projections()
+            services.start_anchoring(anchor_seconds())
         return create_app(services)
 
 
