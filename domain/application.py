@@ -99,7 +99,7 @@ class Engagements(Application[UUID]):
             anchors.prefix = store.prefix if isinstance(store, SqlKeyStore) else ""
         anchors.create_tables()
         self.auditor = Auditor(self.recorder, anchors)
-        self.group_commit = GroupCommit(self._store_together, IntegrityError)
+        self.group_commit = GroupCommit(self._store_together, IntegrityError, self._heads)
         if isinstance(self.mapper, SealingMapper):
             self.mapper.keys = self.keys
         return ChainedEventStore(self.mapper, self.recorder)
@@ -281,6 +281,10 @@ class Engagements(Application[UUID]):
                 )
             else:
                 cursor.execute(f"DELETE FROM {table} WHERE originator_id = ?", (engagement_id.hex,))
+
+    def _heads(self, engagement_ids: set[Any]) -> dict[Any, int]:
+        """The stored version of each engagement (0 if none)."""
+        return {e: self._head_version(e) or 0 for e in engagement_ids}
 
     def _head_version(self, engagement_id: UUID) -> int | None:
         stored = self.recorder.select_events(engagement_id, desc=True, limit=1)

@@ -10,8 +10,11 @@ Per-engagement optimistic concurrency is kept: each engagement's events still ca
 the versions its command expected, the store's unique (engagement, version) key
 still refuses a lost race. Two saves of one engagement in one batch never go in
 together (the second waits for the next turn, where it meets the first one's events).
-If the shared transaction is refused, every save of it is retried alone, so a
-conflict fails only the save that caused it.
+If the shared transaction is refused, the saves that lost a race are found (their
+first version is no longer above the stored head, ``heads``) and retried alone, where
+the store refuses them; the others are written together again. So a conflict fails
+only the save that caused it, and costs the others one more round trip, not a
+transaction each.
 """
 
 from __future__ import annotations
@@ -22,10 +25,11 @@ from typing import Any
 
 
 class _Save:
-    __slots__ = ("error", "events", "lead", "ready")
+    __slots__ = ("error", "events", "lead", "ready", "stored")
 
     def __init__(self, events: Sequence[Any]) -> None:
         self.events = list(events)
+        self.stored = False
         self.error: BaseException | None = None
         self.lead = False
         self.ready = threading.Event()
@@ -38,9 +42,17 @@ class GroupCommit:
     ``conflict`` is the exception type of a refused write.
     """
 
-    def __init__(self, store: Callable[[list[Any]], None], conflict: type[BaseException]) -> None:
+    def __init__(
+        self,
+        store: Callable[[list[Any]], None],
+        conflict: type[BaseException],
+        heads: Callable[[set[Any]], dict[Any, int]] | None = None,
+    ) -> None:
+        """``heads`` returns the stored version of each originator id given (to find who
+        lost a race when a shared transaction is refused)."""
         self._store = store
         self._conflict = conflict
+        self._heads = heads
         self._lock = threading.Lock()
         self._queue: list[_Save] = []
         self._leading = False
@@ -70,6 +82,11 @@ class GroupCommit:
             batch, self._queue = self._queue, []
         try:
             self._commit(batch)
+        except BaseException as error:  # e.g. the database went away while finding losers
+            for item in batch:
+                if not item.stored and item.error is None:
+                    item.error = error
+            raise
         finally:
             with self._lock:
                 if self._queue:
@@ -90,25 +107,43 @@ class GroupCommit:
             originators = {e.originator_id for e in item.events}
             (later if originators & seen else together).append(item)
             seen |= originators
-        if len(together) > 1:
+        for attempt in range(2):
+            if len(together) < 2:
+                break
             try:
-                self._write([e for item in together for e in item.events], len(together))
+                self._write(together)
             except self._conflict:
-                later = together + later  # find who conflicted: each alone
+                losers = self._losers(together) if attempt == 0 else together
+                if not losers:
+                    losers = together  # cannot tell: each alone
+                later = losers + later
+                together = [item for item in together if item not in losers]
             except BaseException as error:
                 for item in together:
                     item.error = error
+                together = []
             else:
                 together = []
-        else:
-            later = together + later
+        later = together + later
         for item in later:
             try:
-                self._write(item.events, 1)
+                self._write([item])
             except BaseException as error:
                 item.error = error
 
-    def _write(self, events: list[Any], saves: int) -> None:
-        self._store(events)
+    def _losers(self, items: list[_Save]) -> list[_Save]:
+        if self._heads is None:
+            return items
+        heads = self._heads({e.originator_id for item in items for e in item.events})
+        return [
+            item
+            for item in items
+            if any(e.originator_version <= heads.get(e.originator_id, 0) for e in item.events)
+        ]
+
+    def _write(self, items: list[_Save]) -> None:
+        self._store([e for item in items for e in item.events])
+        for item in items:
+            item.stored = True
         self.transactions += 1
-        self.saves += saves
+        self.saves += len(items)

@@ -118,3 +118,38 @@ def test_a_lone_save_is_committed_at_once(count: int) -> None:
     for i in range(count):
         commit.save([Ev("solo", i + 1)])
     assert [len(t) for t in store.transactions] == [1] * count
+
+
+def test_with_heads_a_conflict_costs_the_others_one_retry_together() -> None:
+    store = SlowStore(delay=0.03)
+    store.rows[("e3", 1)] = Ev("e3", 1)
+
+    def heads(originators: set[Any]) -> dict[Any, int]:
+        return {o: max((v for (i, v) in store.rows if i == o), default=0) for o in originators}
+
+    commit = GroupCommit(store, Conflict, heads)
+    first = threading.Thread(target=commit.save, args=([Ev("first", 1)],))
+    first.start()
+    time.sleep(0.01)  # the leader is writing "first": the next eight queue behind it
+    results = run_concurrently(commit, [[Ev(f"e{i}", 1)] for i in range(8)])
+    first.join()
+    assert [i for i, r in enumerate(results) if r is not None] == [3]
+    # "first" alone, then the seven winners together once more after the refusal.
+    assert sorted(len(t) for t in store.transactions) == [1, 7]
+
+
+def test_an_error_while_finding_losers_reaches_every_unsaved_save() -> None:
+    store = SlowStore(delay=0.03)
+    store.rows[("e3", 1)] = Ev("e3", 1)
+
+    def heads(originators: set[Any]) -> dict[Any, int]:
+        raise OSError("database down")
+
+    commit = GroupCommit(store, Conflict, heads)
+    first = threading.Thread(target=commit.save, args=([Ev("first", 1)],))
+    first.start()
+    time.sleep(0.01)
+    results = run_concurrently(commit, [[Ev(f"e{i}", 1)] for i in range(8)])
+    first.join()
+    assert all(isinstance(r, OSError) for r in results)
+    assert set(store.rows) == {("e3", 1), ("first", 1)}
