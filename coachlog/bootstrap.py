@@ -34,9 +34,27 @@ def database(settings: Settings) -> Database:
     return SqliteDatabase(env["SQLITE_DBNAME"])
 
 
+#: The relay's acknowledged position (NULL where no relay has run).
+RELAY_POSITION_SQL = "SELECT MIN(position) FROM relay_tracking"
+
+
+def head_sql(engagements: Engagements) -> str:
+    """A scalar SELECT of the head of the event log (its highest notification id)."""
+    recorder = engagements.recorder
+    table = recorder.events_table_name  # type: ignore[attr-defined]
+    if settings_is_postgres(engagements):
+        schema = recorder.datastore.schema  # type: ignore[attr-defined]
+        return f'SELECT MAX(notification_id) FROM "{schema}"."{table}"'
+    return f"SELECT MAX(rowid) FROM {table}"
+
+
+def settings_is_postgres(engagements: Engagements) -> bool:
+    return str(engagements.env.get("PERSISTENCE_MODULE", "")).endswith("postgres")
+
+
 def relay_position(cur: Cursor) -> int | None:
     """The relay's acknowledged position, or None where no relay has run."""
-    cur.execute("SELECT MIN(position) FROM relay_tracking")
+    cur.execute(RELAY_POSITION_SQL)
     row = cur.fetchone()
     return None if row is None or row[0] is None else int(row[0])
 
@@ -94,6 +112,8 @@ def _services(settings: Settings) -> Services:
             progress,
             lambda: engagements.recorder.max_notification_id() or 0,
             relay_position,
+            head_sql=head_sql(engagements),
+            published_sql=RELAY_POSITION_SQL,
         ),
     )
     services.create_tables()

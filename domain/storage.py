@@ -109,9 +109,22 @@ def _empty(value: Any) -> bool:
 class SealingMapper(Mapper[UUID]):
     """eventsourcing's Mapper, sealing personal fields under the client's key."""
 
-    def __init__(self, transcoder: Transcoder, keys: KeyRing | None = None) -> None:
+    def __init__(
+        self,
+        transcoder: Transcoder,
+        keys: KeyRing | None = None,
+        open_only: frozenset[type] | None = None,
+    ) -> None:
+        """``open_only``: decrypt the sealed fields of these event classes only; the
+        others read as blank (their envelope kept), which spares a projection that
+        needs no personal text the cost of decrypting it."""
         super().__init__(transcoder)
         self.keys = keys
+        self.open_only = open_only
+
+    def reading_only(self, classes: frozenset[type]) -> SealingMapper:
+        """A mapper for readers that need the sealed fields of ``classes`` only."""
+        return SealingMapper(self.transcoder, self.keys, open_only=classes)
 
     def _ring(self) -> KeyRing:
         if self.keys is None:  # pragma: no cover - wiring error
@@ -182,7 +195,16 @@ class SealingMapper(Mapper[UUID]):
         try:
             event_state: dict[str, Any] = self.transcoder.decode(payload)
             envelope = event_state.pop("_sealed", None)
-            if envelope is not None:
+            if (
+                envelope is not None
+                and self.open_only is not None
+                and cls not in self.open_only
+                and not issubclass(cls, CanSnapshotAggregate)
+            ):
+                blanks = blanks_of(cls)
+                event_state.update({name: blanks.get(name) for name in envelope["f"]})
+                event_state["_sealed"] = envelope
+            elif envelope is not None:
                 plain = self._ring().open(envelope, context)
                 if issubclass(cls, CanSnapshotAggregate):
                     if plain is None:
@@ -220,6 +242,8 @@ def open_sealed(
 ) -> None:
     """Fill an event's empty personal fields from a sealed envelope (a Kafka copy)."""
     if envelope is None or not isinstance(mapper, SealingMapper):
+        return
+    if mapper.open_only is not None and type(event) not in mapper.open_only:
         return
     context = f"{event.originator_id}/{event.originator_version}"
     plain = mapper._ring().open(envelope, context)

@@ -65,6 +65,13 @@ class Database:
         """A cursor for reading only (no write lock taken where that matters)."""
         return self.transaction()
 
+    def read_row(self, query: str, params: Sequence[Any] = ()) -> Any:
+        """One row of one read-only statement, in as few round trips as the database
+        allows (PostgreSQL: one, no transaction around it)."""
+        with self.read() as cursor:
+            cursor.execute(query, params)
+            return cursor.fetchone()
+
     def ping(self) -> None:
         """Raise DatabaseUnavailable unless the database answers a trivial query."""
         try:
@@ -174,6 +181,29 @@ class PostgresDatabase(Database):
             raise
         else:
             conn_cm.__exit__(None, None, None)
+
+    def read_row(self, query: str, params: Sequence[Any] = ()) -> Any:
+        """One row of one statement in autocommit: a single round trip (a statement
+        sees one consistent snapshot on its own)."""
+        try:
+            conn_cm = self.pool.connection(timeout=self.timeout)
+            conn = conn_cm.__enter__()
+        except (psycopg.OperationalError, PoolTimeout) as error:
+            raise DatabaseUnavailable(str(error)) from error
+        try:
+            conn.autocommit = True
+            try:
+                row = conn.execute(query, tuple(params), prepare=True).fetchone()
+            finally:
+                conn.autocommit = False
+        except psycopg.OperationalError as error:
+            conn_cm.__exit__(type(error), error, error.__traceback__)
+            raise DatabaseUnavailable(str(error)) from error
+        except BaseException as error:
+            conn_cm.__exit__(type(error), error, error.__traceback__)
+            raise
+        conn_cm.__exit__(None, None, None)
+        return row
 
     def create_schema(self) -> None:
         """Create the configured schema if it does not exist."""

@@ -22,6 +22,23 @@ from domain import sessions as ses
 from domain import skills as skl
 from domain import support as sup
 from domain.event import EngagementEvent
+from domain.storage import SealingMapper
+
+#: The event classes whose sealed (personal) fields this read model folds: goal,
+#: milestone and commitment titles and the wellbeing scores. Readers feeding it decrypt
+#: only these (tests/integration/test_projection_properties.py checks nothing is missed).
+SEALED_FIELDS_USED: frozenset[type] = frozenset(
+    {gls.GoalSet, gls.GoalRevised, gls.MilestoneDefined, acc.CommitmentMade, sup.WellbeingChecked}
+)
+
+
+def reading_mapper(mapper: Any) -> Any:
+    """The mapper a projection of this read model decodes with (decrypting only what it
+    folds); any other mapper is returned as it is."""
+    if isinstance(mapper, SealingMapper):
+        return mapper.reading_only(SEALED_FIELDS_USED)
+    return mapper
+
 
 Doc = dict[str, Any]
 

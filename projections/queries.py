@@ -14,7 +14,7 @@ from typing import Any
 from projections import metrics
 from projections.database import Cursor
 from projections.progress import Doc
-from projections.store import ProgressStore
+from projections.store import NAME, ProgressStore
 
 SORTS = {
     "opened_at": "opened_at",
@@ -306,10 +306,19 @@ class Dashboards:
         store: ProgressStore,
         head: Callable[[], int],
         published: Callable[[Cursor], int | None] = lambda cur: None,
+        *,
+        head_sql: str | None = None,
+        published_sql: str | None = None,
     ) -> None:
+        """``head`` and ``published`` read the head of the log and the relay's position;
+        ``head_sql`` and ``published_sql``, if given, are the same as scalar SELECTs,
+        which lets one engagement's answer come from a single statement."""
         self.store = store
         self.head = head
         self.published = published
+        self.head_sql = head_sql
+        self.published_sql = published_sql
+        self._live: int | None = None  # last live generation seen (checked on every read)
 
     def _read(self, cur: Cursor) -> tuple[str, Freshness]:
         generation = self.store.live_generation(cur)
@@ -337,11 +346,48 @@ class Dashboards:
             return [json.loads(row[0]) for row in cur.fetchall()], fresh
 
     def document(self, firm_id: str, engagement_id: str) -> tuple[Doc, Freshness]:
-        """One engagement's progress document; NotFound outside the firm."""
-        docs, fresh = self._select(firm_id, " AND engagement_id = %s", (engagement_id,))
-        if not docs:
-            raise NotFound(f"engagement {engagement_id} not found (or not projected yet)")
-        return docs[0], fresh
+        """One engagement's progress document; NotFound outside the firm.
+
+        With ``head_sql`` this is one statement (one round trip on PostgreSQL): the
+        document from the generation last seen live, the generation live now (if a
+        rebuild switched meanwhile, read again), its tracking, the head of the log
+        and the relay position.
+        """
+        if self.head_sql is None:
+            docs, fresh = self._select(firm_id, " AND engagement_id = %s", (engagement_id,))
+            if not docs:
+                raise NotFound(f"engagement {engagement_id} not found (or not projected yet)")
+            return docs[0], fresh
+        for _ in range(3):
+            generation = self._live if self._live is not None else self.store.live_generation()
+            try:
+                row = self.store.db.read_row(
+                    f"SELECT g.live, t.position, t.recorded_at, ({self.head_sql}),"
+                    f" ({self.published_sql or 'SELECT NULL'}), d.doc FROM rm_generations g"
+                    " LEFT JOIN rm_tracking t ON t.name = %s"
+                    f" LEFT JOIN {self.store.table(generation)} d"
+                    " ON d.firm_id = %s AND d.engagement_id = %s WHERE g.name = %s",
+                    (self.store.tracking_name(generation), firm_id, engagement_id, NAME),
+                )
+            except Exception:
+                if self._live is None:
+                    raise
+                self._live = None  # the generation read from was dropped: look again
+                continue
+            live = 1 if row is None else int(row[0])
+            if live != generation:
+                self._live = live
+                continue
+            self._live = live
+            position = 0 if row[1] is None else int(row[1])
+            head = max(int(row[3] or 0), position)
+            published = None if row[4] is None else int(row[4])
+            fresh = Freshness(position, row[2], head, head - position, published)
+            if row[5] is None:
+                raise NotFound(f"engagement {engagement_id} not found (or not projected yet)")
+            return json.loads(row[5]), fresh
+        msg = "the live read-model generation kept changing"
+        raise RuntimeError(msg)
 
     def engagement(
         self,

@@ -19,6 +19,7 @@ from psycopg import sql
 
 from domain.application import Engagements
 from domain.event import EngagementEvent
+from projections.progress import reading_mapper
 from projections.store import Positioned, ProgressStore, StalePosition
 
 log = logging.getLogger("coachlog.projections")
@@ -39,6 +40,7 @@ class ProjectionRunner:
         poll_interval: float = 0.2,
     ) -> None:
         self.engagements = engagements
+        self.mapper = reading_mapper(engagements.mapper)
         self.store = store
         self.generation = generation
         self.batch_size = batch_size
@@ -61,7 +63,7 @@ class ProjectionRunner:
         )
         batch = []
         for notification in notifications:
-            event = self.engagements.mapper.to_domain_event(notification)
+            event = self.mapper.to_domain_event(notification)
             if isinstance(event, EngagementEvent):
                 batch.append(Positioned(notification.id, event))
         return batch

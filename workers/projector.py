@@ -24,6 +24,7 @@ from kafka.errors import KafkaError
 
 from domain.application import Engagements
 from domain.event import EngagementEvent
+from projections.progress import reading_mapper
 from projections.store import Linked, Positioned, ProgressStore
 from workers.codec import decode, partition_for
 from workers.settings import KafkaSettings
@@ -55,6 +56,7 @@ class KafkaProjector:
         max_records: int = 1000,
     ) -> None:
         self.engagements = engagements
+        self.mapper = reading_mapper(engagements.mapper)
         self.store = store
         self.settings = settings
         self.sweep_after = sweep_after
@@ -83,7 +85,7 @@ class KafkaProjector:
             for notification in notifications:
                 if partition_for(notification.originator_id, count) != partition:
                     continue
-                event = self.engagements.mapper.to_domain_event(notification)
+                event = self.mapper.to_domain_event(notification)
                 if isinstance(event, EngagementEvent):
                     found.append(Positioned(notification.id, event))
             start = notifications[-1].id
@@ -147,7 +149,7 @@ class KafkaProjector:
                         decode(
                             message.value,
                             list(message.headers or []),
-                            self.engagements.mapper,
+                            self.mapper,
                         )
                     )
                 except (ValueError, KeyError, TypeError) as error:

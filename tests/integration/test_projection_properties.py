@@ -23,6 +23,7 @@ from coachlog.settings import Settings
 from domain.application import Engagements
 from projections.database import Cursor, SqliteDatabase
 from projections.progress import Doc, fold
+from projections.queries import NotFound
 from projections.rebuild import rebuild
 from projections.runner import ProjectionRunner
 from projections.store import Positioned, ProgressStore, StalePosition
@@ -185,6 +186,11 @@ def test_a_rebuild_reports_differences_and_switches_readers(services: Any) -> No
     live = services.progress.live_generation()
     # Corrupt one live row behind the projection's back.
     victim = sorted(services.progress.all_docs(live))[0]
+    # The dashboards read the victim (and so remember the live generation) before.
+    other = sorted(services.progress.all_docs(live))[1]
+    before, fresh = services.dashboards.document("firm-r", other)
+    head = services.engagements.recorder.max_notification_id()
+    assert (fresh.position, fresh.head, fresh.lag) == (head, head, 0)
     with services.db.transaction() as cur:
         cur.execute(
             f"DELETE FROM {services.progress.table(live)} WHERE engagement_id = %s", (victim,)
@@ -201,6 +207,13 @@ def test_a_rebuild_reports_differences_and_switches_readers(services: Any) -> No
             (services.progress.tracking_name(live),),
         )
         assert cur.fetchone()[0] == 0
+    # One statement reads the new generation now; the victim is back.
+    after, fresh = services.dashboards.document("firm-r", other)
+    assert after == before
+    assert fresh.position == head
+    assert services.dashboards.document("firm-r", victim)[0] == expected[victim]
+    with pytest.raises(NotFound):
+        services.dashboards.document("firm-elsewhere", victim)
     again = rebuild(services.engagements, services.progress)
     assert again.differences == []
 
@@ -273,3 +286,25 @@ def _wait_for_head(services: Any, timeout: float = 30) -> None:
             pass
         time.sleep(0.1)
     pytest.fail("the runner did not reach the head of the log")
+
+
+def test_decrypting_only_what_the_fold_uses_gives_the_same_documents(seeded: Seeded) -> None:
+    """Projections decode with a mapper that opens only SEALED_FIELDS_USED; a fold of
+    the fully decoded log must give the very same documents (so no class whose personal
+    fields the fold reads is missing from that set)."""
+    full = [
+        Positioned(n.id, seeded.app.mapper.to_domain_event(n))
+        for n in seeded.app.recorder.select_notifications(start=1, limit=10**9)
+    ]
+    assert len(full) == len(seeded.log)
+    with_titles = one_pass(full)
+    assert any(g["title"] for d in with_titles.values() for g in d["goals"].values())
+    assert any(d["wellbeing"] for d in with_titles.values())
+    assert one_pass(seeded.log) == with_titles
+    notes = [
+        (p.event.notes, f.event.notes)  # type: ignore[attr-defined]
+        for p, f in zip(seeded.log, full, strict=True)
+        if type(p.event).__name__ == "SessionHeld"
+    ]
+    assert notes, "the seeded log holds sessions"
+    assert all(read == "" and written for read, written in notes), "notes left sealed"
