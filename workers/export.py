@@ -18,10 +18,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import IO, Any
+from uuid import UUID
+
+from eventsourcing.persistence import Mapper
 
 from domain.application import Engagements
+from domain.engagement import EVENT_CLASSES
 from domain.event import PERSONAL_FIELDS, EngagementEvent
 from domain.lifecycle import EngagementOpened
+from domain.storage import SealingMapper, sealed_fields
 from workers.codec import plain_json
 
 #: Person identifiers: replaced by keyed hashes in the pseudonymized form.
@@ -140,12 +145,16 @@ def row(
     }
 
 
-def events(engagements: Engagements, part: Slice) -> Iterator[tuple[int, EngagementEvent]]:
+def events(
+    engagements: Engagements, part: Slice, mapper: Mapper[UUID] | None = None
+) -> Iterator[tuple[int, EngagementEvent]]:
     """The log's engagement events in order, filtered by ``part``, up to a fixed position.
 
     The head is read once at the start (or ``part.upto``), so an export or a replay
-    sees one consistent prefix of the log however long it runs.
+    sees one consistent prefix of the log however long it runs. ``mapper`` decodes
+    (default: the application's, which decrypts every sealed field it can).
     """
+    mapper = mapper or engagements.mapper
     stop = part.upto if part.upto is not None else engagements.recorder.max_notification_id() or 0
     in_segment: set[str] = set()
     start = 0
@@ -156,7 +165,7 @@ def events(engagements: Engagements, part: Slice) -> Iterator[tuple[int, Engagem
         if not page:
             return
         for notification in page:
-            event = engagements.mapper.to_domain_event(notification)
+            event = mapper.to_domain_event(notification)
             if isinstance(event, EngagementEvent) and _wanted(event, part, in_segment):
                 yield notification.id, event
         start = page[-1].id
@@ -182,10 +191,22 @@ def _wanted(event: EngagementEvent, part: Slice, in_segment: set[str]) -> bool:
     return not (part.recorded_to and event.timestamp >= part.recorded_to)
 
 
+def pseudonymized_reader(mapper: Mapper[UUID]) -> Mapper[UUID]:
+    """The mapper of the pseudonymized form: it decrypts only sealed fields that form
+    keeps (the wellbeing scores), never the free text it drops anyway."""
+    if not isinstance(mapper, SealingMapper):
+        return mapper
+    keeps = frozenset(c for c in EVENT_CLASSES if set(sealed_fields(c)) - FREE_TEXT_FIELDS)
+    return mapper.reading_only(keeps)
+
+
 def _rows(
     engagements: Engagements, part: Slice, pseudonymizer: Pseudonymizer | None
 ) -> Iterator[dict[str, Any]]:
-    for position, event in events(engagements, part):
+    reader = (
+        engagements.mapper if pseudonymizer is None else pseudonymized_reader(engagements.mapper)
+    )
+    for position, event in events(engagements, part, reader):
         yield row(position, event, pseudonymizer)
 
 

@@ -194,6 +194,16 @@ def test_pseudonymized_exports_leak_no_personal_string(seeded: Engagements, fmt:
     hashed = {r["actor_id"] for r in rows}
     assert all(re.fullmatch(r"p_[0-9a-f]{20}", h) for h in hashed if h)
     assert KEY.person(MARKERS["coach_id"]) in hashed  # stable: same person, same hash
+    # Sealed, but research data the pseudonymized form keeps: the wellbeing scores.
+    checks = [r for r in rows if r["event_type"] == "WellbeingChecked"]
+    assert checks
+    for check in checks:
+        payload = (
+            check["payload"]
+            if isinstance(check["payload"], dict)
+            else (json.loads(check["payload"]))
+        )
+        assert isinstance(payload["confidence"], int), payload
 
 
 def test_the_full_form_keeps_personal_fields(seeded: Engagements) -> None:
