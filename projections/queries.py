@@ -13,6 +13,8 @@ from typing import Any
 
 from projections import metrics
 from projections.database import Cursor
+from projections.figures import Figures, figures_of
+from projections.figures import loads as load_figures
 from projections.progress import Doc
 from projections.store import NAME, ProgressStore
 
@@ -126,23 +128,6 @@ def engagement_dashboard(doc: Doc, now: datetime) -> dict[str, Any]:
     }
 
 
-@dataclass(frozen=True)
-class Figures:
-    """What group figures need of one engagement, computed once per answer (a firm
-    overview puts every engagement in three groups: the firm, its coach, its segment)."""
-
-    doc: Doc
-    counts: dict[str, Any]
-    money: dict[str, Any]
-    roi: dict[str, Any]
-
-
-def figures_of(doc: Doc) -> Figures:
-    """Session counts, money and ROI of one engagement."""
-    money = metrics.money(doc)
-    return Figures(doc, metrics.session_counts(doc), money, metrics.roi(doc, money))
-
-
 def group_stats(docs: Sequence[Doc], now: datetime) -> dict[str, Any]:
     """Portfolio figures over a set of engagements (a coach's, a segment's, a firm's)."""
     return _group_stats([figures_of(d) for d in docs], now)
@@ -157,7 +142,7 @@ def _grouped(figures: Sequence[Figures], key: str, now: datetime) -> dict[str, A
 
 
 def _group_stats(figures: Sequence[Figures], now: datetime) -> dict[str, Any]:
-    docs = [f.doc for f in figures]
+    docs = [f.doc for f in figures]  # the FIELDS of projections/figures.py
     by_status = {
         s: sum(1 for d in docs if d["status"] == s) for s in ("active", "paused", "closed")
     }
@@ -172,7 +157,7 @@ def _group_stats(figures: Sequence[Figures], now: datetime) -> dict[str, Any]:
     no_show = sum(c["no_show"] for c in counts)
     ended = held + no_show + sum(c["cancelled"] for c in counts)
     late = sum(c["late_cancelled"] for c in counts)
-    latest_nps = [d["reactions"][-1]["nps"] for d in docs if d["reactions"]]
+    latest_nps = [f.latest_nps for f in figures if f.latest_nps is not None]
     money = [f.money for f in figures]
     rois = [f.roi for f in figures]
     with_outcomes = [r for r in rois if r["outcomes_counted"] and r["roi_pct"] is not None]
@@ -196,7 +181,7 @@ def _group_stats(figures: Sequence[Figures], now: datetime) -> dict[str, Any]:
     return {
         "engagements": len(docs),
         **by_status,
-        "off_track": sum(1 for d in docs if metrics.is_off_track(d, now)),
+        "off_track": sum(1 for f in figures if f.off_track(now)),
         "completion_rate": _round(len(completed) / len(closed)) if closed else None,
         "median_length_days": median(lengths) if lengths else None,
         "sessions_held": held,
@@ -478,10 +463,25 @@ class Dashboards:
         )
         return {"coach_id": coach_id, **group_stats(docs, now), "items": summaries}, fresh
 
+    def figures(self, firm_id: str) -> tuple[Sequence[Figures], Freshness]:
+        """Every engagement's group figures in the firm (the small stored column; a row
+        written before that column existed is computed from its document)."""
+        with self.store.db.read() as cur:
+            table, fresh = self._read(cur)
+            cur.execute(
+                "SELECT figures, off_track_after, CASE WHEN figures IS NULL THEN doc END"
+                f" FROM {table} WHERE firm_id = %s",
+                (firm_id,),
+            )
+            rows = cur.fetchall()
+        return [
+            load_figures(text, after) if text is not None else figures_of(json.loads(doc))
+            for text, after, doc in rows
+        ], fresh
+
     def firm(self, firm_id: str, now: datetime) -> tuple[dict[str, Any], Freshness]:
         """The firm overview: totals, then the same figures by coach and by segment."""
-        docs, fresh = self.documents(firm_id)
-        figures = [figures_of(d) for d in docs]
+        figures, fresh = self.figures(firm_id)
         return {
             "firm_id": firm_id,
             **_group_stats(figures, now),
@@ -491,19 +491,19 @@ class Dashboards:
 
     def roi(self, firm_id: str, group_by: str) -> tuple[dict[str, Any], Freshness]:
         """ROI per engagement, or its median and IQR per coach or per client segment."""
-        docs, fresh = self.documents(firm_id)
+        figures, fresh = self.figures(firm_id)
         if group_by == "engagement":
             rows = [
                 {
-                    "engagement_id": d["engagement_id"],
-                    "coach_id": d["coach_id"],
-                    "segment": d["segment"],
-                    **metrics.roi(d),
+                    "engagement_id": f.doc["engagement_id"],
+                    "coach_id": f.doc["coach_id"],
+                    "segment": f.doc["segment"],
+                    **f.roi,
                 }
-                for d in sorted(docs, key=lambda d: d["engagement_id"])
+                for f in sorted(figures, key=lambda f: f.doc["engagement_id"])
             ]
             return {"group_by": group_by, "items": rows}, fresh
         key = "coach_id" if group_by == "coach" else "segment"
-        grouped = _grouped([figures_of(d) for d in docs], key, datetime.now().astimezone())
+        grouped = _grouped(figures, key, datetime.now().astimezone())
         items = [{key: k, **stats["roi"]} for k, stats in grouped.items()]
         return {"group_by": group_by, "items": items}, fresh

@@ -17,7 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from domain.event import EngagementEvent
-from projections import metrics
+from projections import figures, metrics
 from projections.database import Cursor, Database
 from projections.progress import Doc, fold
 
@@ -38,6 +38,7 @@ _COLUMNS = (
     "roi_pct",
     "version",
     "doc",
+    "figures",
 )
 
 
@@ -92,6 +93,7 @@ def row_values(doc: Doc) -> tuple[Any, ...]:
         None if roi_pct is None else float(roi_pct),
         doc["version"],
         json.dumps(doc, sort_keys=True, separators=(",", ":")),
+        figures.dumps(figures.figures_of(doc)),
     )
 
 
@@ -142,7 +144,8 @@ class ProgressStore:
                 " sponsor_id TEXT, segment TEXT NOT NULL, status TEXT NOT NULL,"
                 " opened_at DOUBLE PRECISION NOT NULL, closed_at DOUBLE PRECISION,"
                 " last_session_at DOUBLE PRECISION, off_track_after DOUBLE PRECISION,"
-                " roi_pct DOUBLE PRECISION, version INTEGER NOT NULL, doc TEXT NOT NULL)",
+                " roi_pct DOUBLE PRECISION, version INTEGER NOT NULL, doc TEXT NOT NULL,"
+                " figures TEXT)",
                 f"CREATE INDEX IF NOT EXISTS {t}_firm_opened ON {t} (firm_id, opened_at)",
                 f"CREATE INDEX IF NOT EXISTS {t}_firm_coach ON {t} (firm_id, coach_id)",
                 f"CREATE INDEX IF NOT EXISTS {t}_firm_status ON {t} (firm_id, status)",
@@ -152,12 +155,24 @@ class ProgressStore:
                 f"CREATE INDEX IF NOT EXISTS {t}_firm_off_track ON {t} (firm_id, off_track_after)",
             ]
         )
+        self._add_figures_column(t)
         with self.db.transaction() as cur:
             cur.execute(
                 "INSERT INTO rm_tracking (name, position, recorded_at, updated_at)"
                 " VALUES (%s, 0, NULL, NULL) ON CONFLICT DO NOTHING",
                 (self.tracking_name(generation),),
             )
+
+    def _add_figures_column(self, table: str) -> None:
+        """A table made before the figures column existed gets it (rows written before
+        keep NULL there and are computed from their document when read)."""
+        with self.db.transaction() as cur:
+            if self.db.dialect == "postgres":
+                cur.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS figures TEXT")
+                return
+            cur.execute(f"SELECT name FROM pragma_table_info('{table}')")
+            if "figures" not in {row[0] for row in cur.fetchall()}:
+                cur.execute(f"ALTER TABLE {table} ADD COLUMN figures TEXT")
 
     def drop_generation(self, generation: int) -> None:
         """Drop a generation's table and tracking row."""

@@ -308,3 +308,33 @@ def test_decrypting_only_what_the_fold_uses_gives_the_same_documents(seeded: See
     ]
     assert notes, "the seeded log holds sessions"
     assert all(read == "" and written for read, written in notes), "notes left sealed"
+
+
+@pytest.mark.parametrize("services", ["sqlite", "postgres"], indirect=True)
+def test_group_figures_come_from_the_stored_column_or_else_the_document(services: Any) -> None:
+    """The firm overview and ROI read each engagement's small stored figures; a row
+    written before that column existed (NULL there) is computed from its document, and
+    the answers are the same either way."""
+    seed_firm(services.engagements, seed=6, engagements=8, today=TODAY, firm_id="firm-f")
+    ProjectionRunner(services.engagements, services.progress).catch_up()
+    now = datetime(2026, 11, 2, tzinfo=UTC)
+    stored = services.dashboards.firm("firm-f", now)[0]
+    by_coach = services.dashboards.roi("firm-f", "coach")[0]
+    by_engagement = services.dashboards.roi("firm-f", "engagement")[0]
+    assert stored["engagements"] == 8
+    assert stored["roi"]["engagements_with_outcomes"] > 0
+    table = services.progress.table(services.progress.live_generation())
+    with services.db.transaction() as cur:
+        cur.execute(f"SELECT COUNT(*) FROM {table} WHERE figures IS NOT NULL")
+        assert cur.fetchone()[0] == 8
+        cur.execute(f"UPDATE {table} SET figures = NULL")
+    assert services.dashboards.firm("firm-f", now)[0] == stored
+    assert services.dashboards.roi("firm-f", "coach")[0] == by_coach
+    assert services.dashboards.roi("firm-f", "engagement")[0] == by_engagement
+    # A table from before the column: start-up adds it back, the answers stay.
+    with services.db.transaction() as cur:
+        cur.execute(f"ALTER TABLE {table} DROP COLUMN figures")
+    services.progress.create_tables()
+    assert services.dashboards.firm("firm-f", now)[0] == stored
+    ProjectionRunner(services.engagements, services.progress).catch_up()
+    assert services.dashboards.roi("firm-f", "engagement")[0] == by_engagement
