@@ -17,7 +17,6 @@ from typing import Any
 import psycopg
 
 from bench.common import BIG_FIRM, Check, GrowingLog, Report, percentile, say
-from projections.queries import Dashboards
 from projections.runner import ProjectionRunner
 
 
@@ -41,7 +40,7 @@ def run(report: Report, quick: bool, log: GrowingLog, engagements: int, min_even
     t0 = time.perf_counter()
     folded = ProjectionRunner(svc.engagements, svc.progress, batch_size=1000).catch_up()
     say(f"  read model caught up: {folded:,} events in {time.perf_counter() - t0:.1f}s")
-    dash = Dashboards(svc.progress, lambda: svc.engagements.recorder.max_notification_id() or 0)
+    dash = svc.dashboards  # as the API wires them (one statement per engagement answer)
     table = svc.progress.table(svc.progress.live_generation())
     with psycopg.connect(log.url) as conn:
         ids = [
