@@ -101,7 +101,7 @@ def bootstrap_services(settings: Settings | None = None) -> Services:
 def _services(settings: Settings) -> Services:
     db = database(settings)
     engagements = Engagements(env=settings.eventsourcing_env())
-    progress = ProgressStore(db)
+    progress = ProgressStore(db, engagements.keys)
     services = Services(
         engagements=engagements,
         db=db,

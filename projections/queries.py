@@ -11,7 +11,7 @@ from decimal import Decimal
 from statistics import median
 from typing import Any
 
-from projections import metrics
+from projections import docseal, metrics
 from projections.database import Cursor
 from projections.figures import Figures, figures_of
 from projections.figures import loads as load_figures
@@ -342,7 +342,7 @@ class Dashboards:
             docs, fresh = self._select(firm_id, " AND engagement_id = %s", (engagement_id,))
             if not docs:
                 raise NotFound(f"engagement {engagement_id} not found (or not projected yet)")
-            return docs[0], fresh
+            return docseal.unseal(docs[0], self.store.keys), fresh
         for _ in range(3):
             generation = self._live if self._live is not None else self.store.live_generation()
             try:
@@ -370,7 +370,7 @@ class Dashboards:
             fresh = Freshness(position, row[2], head, head - position, published)
             if row[5] is None:
                 raise NotFound(f"engagement {engagement_id} not found (or not projected yet)")
-            return json.loads(row[5]), fresh
+            return self.store.open_doc(row[5]), fresh
         msg = "the live read-model generation kept changing"
         raise RuntimeError(msg)
 

@@ -17,7 +17,8 @@ from datetime import datetime
 from typing import Any
 
 from domain.event import EngagementEvent
-from projections import figures, metrics
+from domain.keys import KeyRing
+from projections import docseal, figures, metrics
 from projections.database import Cursor, Database
 from projections.progress import Doc, fold
 
@@ -100,8 +101,15 @@ def row_values(doc: Doc) -> tuple[Any, ...]:
 class ProgressStore:
     """SQL tables of the progress read model."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, keys: KeyRing | None = None) -> None:
+        """``keys``: the client keys that seal each document's personal parts at rest
+        (projections/docseal.py); without them documents are stored as folded."""
         self.db = db
+        self.keys = keys
+
+    def open_doc(self, stored: str) -> Doc:
+        """A stored document, its personal parts unsealed."""
+        return docseal.unseal(json.loads(stored), self.keys)
 
     @staticmethod
     def table(generation: int) -> str:
@@ -275,7 +283,7 @@ class ProgressStore:
                 f"SELECT engagement_id, doc FROM {table} WHERE engagement_id IN ({marks}){suffix}",
                 chunk,
             )
-            docs.update({row[0]: json.loads(row[1]) for row in cur.fetchall()})
+            docs.update({row[0]: self.open_doc(row[1]) for row in cur.fetchall()})
         return docs
 
     def _upsert(self, cur: Cursor, table: str, docs: Any) -> None:
@@ -287,7 +295,7 @@ class ProgressStore:
             f" ON CONFLICT (engagement_id) DO UPDATE SET {updates}"
         )
         for doc in docs:
-            cur.execute(statement, row_values(doc))
+            cur.execute(statement, row_values(docseal.seal(doc, self.keys)))
 
     def apply_partition(
         self,
@@ -431,4 +439,4 @@ class ProgressStore:
         """Every document of a generation (for comparisons and tests)."""
         with self.db.transaction() as cur:
             cur.execute(f"SELECT engagement_id, doc FROM {self.table(generation)}")
-            return {row[0]: json.loads(row[1]) for row in cur.fetchall()}
+            return {row[0]: self.open_doc(row[1]) for row in cur.fetchall()}

@@ -170,7 +170,7 @@ class World:
     y: UUID = field(init=False)
 
     def __post_init__(self) -> None:
-        self.progress = ProgressStore(self.db)
+        self.progress = ProgressStore(self.db, self.app.keys)  # as bootstrap wires it
         self.dashboards = Dashboards(
             self.progress, lambda: self.app.recorder.max_notification_id() or 0
         )
@@ -697,8 +697,19 @@ def test_free_text_titles_of_an_erased_client_are_forgotten_too(world: World) ->
     )
     for what in ("goal", "milestone", "commitment"):
         assert f"{what} {marker}" in history_text(app, world.x2), what
+    # Read models too keep them sealed at rest, and open them to answer.
+    world.project()
+    board, _ = world.dashboards.engagement(FIRM, str(world.x2), NOW)
+    assert f"goal {marker}" in text_of(board)
+    document, _ = world.dashboards.document(FIRM, str(world.x2))
+    for what in ("goal", "milestone", "commitment"):
+        assert f"{what} {marker}" in text_of(document), what
+    assert not contains(world.dump(), marker), "titles in clear in the database"
 
     app.execute(ADMIN, c.EraseSubject(engagement_id=world.x2))
+    world.project()
+    document, _ = world.dashboards.document(FIRM, str(world.x2))
+    assert marker not in text_of(document), "titles survive in the read model"
 
     assert marker not in history_text(app, world.x2), "titles survive in the history"
     assert marker not in state_text(app, world.x2), "titles survive in the aggregate"
