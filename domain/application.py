@@ -31,6 +31,7 @@ from domain.groupcommit import GroupCommit
 from domain.keys import (
     KeyRing,
     KeyStore,
+    MasterKey,
     MemoryKeyStore,
     SqlKeyStore,
     key_cache_seconds,
@@ -90,13 +91,11 @@ class Engagements(Application[UUID]):
         self.keys = KeyRing(self._key_store(), self._master_key(), key_cache_seconds(self.env))
         self.keys.store.create_tables()
         store = self.keys.store
-        anchors = (
-            AnchorStore(store.datastore, store.dialect, None)
+        anchors: AnchorStore | MemoryAnchorStore = (
+            AnchorStore(store.datastore, store.dialect, store.schema)
             if isinstance(store, SqlKeyStore)
             else MemoryAnchorStore()
         )
-        if isinstance(anchors, AnchorStore):
-            anchors.prefix = store.prefix if isinstance(store, SqlKeyStore) else ""
         anchors.create_tables()
         self.auditor = Auditor(self.recorder, anchors)
         self.group_commit = GroupCommit(self._store_together, IntegrityError, self._heads)
@@ -113,7 +112,7 @@ class Engagements(Application[UUID]):
             return SqlKeyStore(datastore, "postgres", getattr(datastore, "schema", None))
         return SqlKeyStore(datastore, "sqlite")
 
-    def _master_key(self) -> Any:
+    def _master_key(self) -> MasterKey:
         module = self.env.get("PERSISTENCE_MODULE", "eventsourcing.popo")
         if module.endswith("postgres"):
             fallback = None

@@ -151,6 +151,7 @@ class SqlTables:
     def __init__(self, datastore: Any, dialect: str, schema: str | None = None) -> None:
         self.datastore = datastore
         self.dialect = dialect
+        self.schema = schema if dialect == "postgres" else None
         self.prefix = f'"{schema}".' if schema and dialect == "postgres" else ""
 
     @contextmanager
