@@ -36,6 +36,7 @@ from domain.keys import (
     SqlKeyStore,
     key_cache_seconds,
     master_key_from,
+    retrying,
 )
 from domain.privacy import SubjectErased
 from domain.storage import ChainedEventStore, SealingMapper
@@ -261,6 +262,7 @@ class Engagements(Application[UUID]):
             self._delete_snapshots(engagement_id)
         self.keys.destroy(engagement.firm_id, engagement.client_id)
 
+    @retrying
     def _delete_snapshots(self, engagement_id: UUID) -> None:
         recorder = self.snapshots.recorder if self.snapshots is not None else None
         datastore = getattr(recorder, "datastore", None)

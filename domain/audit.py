@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 from uuid import UUID
 
-from domain.keys import SqlTables
+from domain.keys import SqlTables, retrying
 from domain.storage import GENESIS, as_uuid, chain_link, split_state
 
 ZERO_DIGEST = "0" * 64
@@ -126,12 +126,14 @@ def _firm_of(payload: bytes) -> str | None:
 class AnchorStore(SqlTables):
     """The append-only anchor table."""
 
+    @retrying
     def create_tables(self) -> None:
         """Create the anchor table if it does not exist."""
         with self._cursor(commit=True) as cur:
             for statement in _TABLES:
                 cur.execute(self.sql(statement))
 
+    @retrying
     def all(self) -> list[Anchor]:
         """Every anchor, oldest first."""
         with self._cursor() as cur:
@@ -148,6 +150,7 @@ class AnchorStore(SqlTables):
             if r is not None
         ]
 
+    @retrying
     def latest(self) -> Anchor | None:
         """The most recent anchor."""
         with self._cursor() as cur:
@@ -162,6 +165,7 @@ class AnchorStore(SqlTables):
             return None
         return Anchor(int(r[0]), int(r[1]), float(r[2]), json.loads(r[3]), str(r[4]))
 
+    @retrying
     def add(self, anchor: Anchor) -> bool:
         """Append an anchor; False if another anchorer took that number first."""
         with self._cursor(commit=True) as cur:

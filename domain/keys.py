@@ -20,18 +20,30 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import logging
 import os
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar, cast
 from uuid import UUID
 
 from eventsourcing.cryptography import AESCipher
-from eventsourcing.utils import Environment
+from eventsourcing.persistence import InterfaceError, OperationalError
+from eventsourcing.utils import Environment, retry
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def retrying(method: _F) -> _F:
+    """Run again (up to 10 times, 0.2 s apart) when the connection was lost, as
+    eventsourcing does for its own statements: a pooled connection a server restart
+    broke fails once and is replaced. Every statement here is idempotent."""
+    return cast(_F, retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)(method))
+
 
 MASTER_KEY_ENV = "COACHLOG_MASTER_KEY"
 CACHE_SECONDS_ENV = "COACHLOG_KEY_CACHE_SECONDS"
@@ -118,6 +130,9 @@ class KeyStore(Protocol):
     def engagements_of(self, firm_id: str, client_id: str) -> list[UUID]:
         """Every engagement whose data is sealed under one of the client's keys."""
 
+    def keys_of(self, engagement_ids: list[UUID]) -> list[tuple[UUID, str, str | None]]:
+        """(engagement, key id, wrapped key or None if destroyed) of each known one."""
+
 
 _TABLES = [
     """CREATE TABLE IF NOT EXISTS {p}coachlog_data_keys (
@@ -179,11 +194,13 @@ class SqlTables:
 class SqlKeyStore(SqlTables):
     """Data keys and the engagement → key map, in SQL tables."""
 
+    @retrying
     def create_tables(self) -> None:
         with self._cursor(commit=True) as cur:
             for statement in _TABLES:
                 cur.execute(self.sql(statement))
 
+    @retrying
     def current_key(self, firm_id: str, client_id: str) -> tuple[str, str] | None:
         with self._cursor() as cur:
             cur.execute(
@@ -196,6 +213,7 @@ class SqlKeyStore(SqlTables):
             row = self._row(cur.fetchone())
         return None if row is None else (str(row[0]), str(row[1]))
 
+    @retrying
     def add_key(self, key_id: str, firm_id: str, client_id: str, wrapped: str, master: str) -> None:
         with self._cursor(commit=True) as cur:
             cur.execute(
@@ -207,6 +225,7 @@ class SqlKeyStore(SqlTables):
                 (key_id, firm_id, client_id, wrapped, master, time.time()),
             )
 
+    @retrying
     def bind(self, engagement_id: UUID, key_id: str) -> str:
         with self._cursor(commit=True) as cur:
             cur.execute(
@@ -222,6 +241,7 @@ class SqlKeyStore(SqlTables):
             )
             return str(self._first(cur.fetchone()))
 
+    @retrying
     def key_of(self, engagement_id: UUID) -> str | None:
         with self._cursor() as cur:
             cur.execute(
@@ -231,6 +251,7 @@ class SqlKeyStore(SqlTables):
             value = self._first(cur.fetchone())
         return None if value is None else str(value)
 
+    @retrying
     def wrapped(self, key_id: str) -> str | None:
         with self._cursor() as cur:
             cur.execute(
@@ -240,6 +261,7 @@ class SqlKeyStore(SqlTables):
             value = self._first(cur.fetchone())
         return None if value is None else str(value)
 
+    @retrying
     def destroy(self, firm_id: str, client_id: str) -> list[str]:
         with self._cursor(commit=True) as cur:
             if self.dialect == "sqlite":
@@ -259,7 +281,12 @@ class SqlKeyStore(SqlTables):
                 ),
                 (time.time(), firm_id, client_id),
             )
-        self._purge_old_row_versions()
+        try:
+            self._purge_old_row_versions()
+        except Exception as error:  # the keys are destroyed; only the clean-up failed
+            logging.getLogger("coachlog.keys").warning(
+                "destroyed keys %s, but could not purge their old row versions: %s", ids, error
+            )
         return ids
 
     def _purge_old_row_versions(self) -> None:
@@ -278,6 +305,7 @@ class SqlKeyStore(SqlTables):
             finally:
                 conn.autocommit = autocommit
 
+    @retrying
     def engagements_of(self, firm_id: str, client_id: str) -> list[UUID]:
         with self._cursor() as cur:
             cur.execute(
@@ -289,6 +317,29 @@ class SqlKeyStore(SqlTables):
                 (firm_id, client_id),
             )
             return [UUID(str(self._first(row))) for row in cur.fetchall()]
+
+    @retrying
+    def keys_of(self, engagement_ids: list[UUID]) -> list[tuple[UUID, str, str | None]]:
+        found: list[tuple[UUID, str, str | None]] = []
+        with self._cursor() as cur:
+            for start in range(0, len(engagement_ids), 500):
+                chunk = [str(e) for e in engagement_ids[start : start + 500]]
+                marks = ", ".join(["%s"] * len(chunk))
+                cur.execute(
+                    self.sql(
+                        "SELECT e.engagement_id, e.key_id, k.wrapped_key"
+                        " FROM {p}coachlog_engagement_keys e"
+                        " LEFT JOIN {p}coachlog_data_keys k ON k.key_id = e.key_id"
+                        f" WHERE e.engagement_id IN ({marks})"
+                    ),
+                    chunk,
+                )
+                for row in cur.fetchall():
+                    values = self._row(row)
+                    assert values is not None
+                    wrapped = None if values[2] is None else str(values[2])
+                    found.append((UUID(str(values[0])), str(values[1]), wrapped))
+        return found
 
 
 class MemoryKeyStore:
@@ -343,6 +394,13 @@ class MemoryKeyStore:
         }
         return sorted(e for e, k in self.engagements.items() if k in ids)
 
+    def keys_of(self, engagement_ids: list[UUID]) -> list[tuple[UUID, str, str | None]]:
+        return [
+            (e, self.engagements[e], self.wrapped(self.engagements[e]))
+            for e in engagement_ids
+            if e in self.engagements
+        ]
+
 
 class KeyRing:
     """Seals and opens bytes for an engagement under its client's data key."""
@@ -395,6 +453,28 @@ class KeyRing:
             self._ciphers[key_id] = (now, cipher)
         return cipher
 
+    def prefetch(self, engagement_ids: Iterable[UUID]) -> None:
+        """Load the keys of many engagements in one query (a projection batch, an export
+        page) instead of one query per engagement."""
+        now = time.monotonic()
+        missing = []
+        for engagement_id in set(engagement_ids):
+            key_id = self._engagement_keys.get(engagement_id)
+            cached = None if key_id is None else self._ciphers.get(key_id)
+            if cached is None or now - cached[0] >= self.cache_seconds:
+                missing.append(engagement_id)
+        if not missing:
+            return
+        for engagement_id, key_id, wrapped in self.store.keys_of(missing):
+            self.remember(engagement_id, key_id, wrapped)
+
+    def remember(self, engagement_id: UUID, key_id: str, wrapped: str | None) -> None:
+        """Use a key read along with something else (e.g. a read-model row)."""
+        self._engagement_keys[engagement_id] = key_id
+        cipher = None if wrapped is None else _cipher(self.master.unwrap(key_id, wrapped))
+        with self._lock:
+            self._ciphers[key_id] = (time.monotonic(), cipher)
+
     def forget(self, key_ids: list[str]) -> None:
         """Drop cached keys (after they were destroyed)."""
         with self._lock:
@@ -430,7 +510,8 @@ class KeyRing:
     def destroy(self, firm_id: str, client_id: str) -> list[str]:
         """Destroy every key of a client; afterwards their sealed data cannot be read."""
         ids = self.store.destroy(firm_id, client_id)
-        self.forget(ids)
+        with self._lock:
+            self._ciphers.clear()  # whatever of theirs this process still holds
         return ids
 
 

@@ -20,7 +20,7 @@ import hashlib
 import threading
 import typing
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import fields
 from functools import cache
 from typing import Any
@@ -121,6 +121,18 @@ class SealingMapper(Mapper[UUID]):
         super().__init__(transcoder)
         self.keys = keys
         self.open_only = open_only
+
+    def prefetch(self, originator_ids: Iterable[UUID | str]) -> None:
+        """Load the keys of many engagements at once, before decoding their events."""
+        if self.keys is None:
+            return
+        ids = []
+        for originator_id in originator_ids:
+            try:
+                ids.append(as_uuid(originator_id))
+            except ValueError:
+                continue  # not an engagement id (a foreign Kafka record): nothing to load
+        self.keys.prefetch(ids)
 
     def reading_only(self, classes: frozenset[type]) -> SealingMapper:
         """A mapper for readers that need the sealed fields of ``classes`` only."""
@@ -235,6 +247,12 @@ class SealingMapper(Mapper[UUID]):
         domain_event = object.__new__(cls)
         object.__setattr__(domain_event, "__dict__", event_state)
         return typing.cast(DomainEventProtocol[UUID], domain_event)
+
+
+def prefetch_keys(mapper: Mapper[UUID], originator_ids: Iterable[UUID | str]) -> None:
+    """Prefetch the keys of many engagements if ``mapper`` seals (else nothing)."""
+    if isinstance(mapper, SealingMapper):
+        mapper.prefetch(originator_ids)
 
 
 def open_sealed(

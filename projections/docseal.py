@@ -42,9 +42,7 @@ def _has_any(personal: Doc) -> bool:
     return bool(
         personal["wellbeing"]
         or any(c for c in personal["commitments"].values())
-        or any(
-            g["title"] or any(g["milestones"].values()) for g in personal["goals"].values()
-        )
+        or any(g["title"] or any(g["milestones"].values()) for g in personal["goals"].values())
     )
 
 

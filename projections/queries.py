@@ -10,6 +10,7 @@ from datetime import datetime
 from decimal import Decimal
 from statistics import median
 from typing import Any
+from uuid import UUID
 
 from projections import docseal, metrics
 from projections.database import Cursor
@@ -346,12 +347,22 @@ class Dashboards:
         for _ in range(3):
             generation = self._live if self._live is not None else self.store.live_generation()
             try:
+                # With keys, the document's data key comes along (no query of its own).
+                keyed = self.store.keys is not None
                 row = self.store.db.read_row(
                     f"SELECT g.live, t.position, t.recorded_at, ({self.head_sql}),"
-                    f" ({self.published_sql or 'SELECT NULL'}), d.doc FROM rm_generations g"
-                    " LEFT JOIN rm_tracking t ON t.name = %s"
+                    f" ({self.published_sql or 'SELECT NULL'}), d.doc,"
+                    + (" e.key_id, k.wrapped_key" if keyed else " NULL, NULL")
+                    + " FROM rm_generations g LEFT JOIN rm_tracking t ON t.name = %s"
                     f" LEFT JOIN {self.store.table(generation)} d"
-                    " ON d.firm_id = %s AND d.engagement_id = %s WHERE g.name = %s",
+                    " ON d.firm_id = %s AND d.engagement_id = %s"
+                    + (
+                        " LEFT JOIN coachlog_engagement_keys e ON e.engagement_id = d.engagement_id"
+                        " LEFT JOIN coachlog_data_keys k ON k.key_id = e.key_id"
+                        if keyed
+                        else ""
+                    )
+                    + " WHERE g.name = %s",
                     (self.store.tracking_name(generation), firm_id, engagement_id, NAME),
                 )
             except Exception:
@@ -370,6 +381,8 @@ class Dashboards:
             fresh = Freshness(position, row[2], head, head - position, published)
             if row[5] is None:
                 raise NotFound(f"engagement {engagement_id} not found (or not projected yet)")
+            if self.store.keys is not None and row[6] is not None:
+                self.store.keys.remember(UUID(engagement_id), str(row[6]), row[7])
             return self.store.open_doc(row[5]), fresh
         msg = "the live read-model generation kept changing"
         raise RuntimeError(msg)

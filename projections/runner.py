@@ -19,6 +19,7 @@ from psycopg import sql
 
 from domain.application import Engagements
 from domain.event import EngagementEvent
+from domain.storage import prefetch_keys
 from projections.progress import reading_mapper
 from projections.store import Positioned, ProgressStore, StalePosition
 
@@ -61,6 +62,7 @@ class ProjectionRunner:
         notifications = self.engagements.recorder.select_notifications(
             start=after, limit=limit, stop=stop, inclusive_of_start=False
         )
+        prefetch_keys(self.mapper, {n.originator_id for n in notifications})
         batch = []
         for notification in notifications:
             event = self.mapper.to_domain_event(notification)

@@ -400,6 +400,8 @@ class ProgressStore:
     def _fold_into(self, cur: Cursor, table: str, todo: Sequence[Positioned]) -> None:
         """Load the documents the events touch (locked on PostgreSQL), fold, upsert."""
         ids = sorted({str(p.event.originator_id) for p in todo})
+        if self.keys is not None:
+            self.keys.prefetch(p.event.originator_id for p in todo)
         docs = self._load(cur, table, ids)
         for item in todo:
             key = str(item.event.originator_id)

@@ -26,7 +26,7 @@ from domain.application import Engagements
 from domain.engagement import EVENT_CLASSES
 from domain.event import PERSONAL_FIELDS, EngagementEvent
 from domain.lifecycle import EngagementOpened
-from domain.storage import SealingMapper, sealed_fields
+from domain.storage import SealingMapper, prefetch_keys, sealed_fields
 from workers.codec import plain_json
 
 #: Person identifiers: replaced by keyed hashes in the pseudonymized form.
@@ -164,6 +164,7 @@ def events(
         )
         if not page:
             return
+        prefetch_keys(mapper, {n.originator_id for n in page})
         for notification in page:
             event = mapper.to_domain_event(notification)
             if isinstance(event, EngagementEvent) and _wanted(event, part, in_segment):

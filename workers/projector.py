@@ -24,6 +24,7 @@ from kafka.errors import KafkaError
 
 from domain.application import Engagements
 from domain.event import EngagementEvent
+from domain.storage import prefetch_keys
 from projections.progress import reading_mapper
 from projections.store import Linked, Positioned, ProgressStore
 from workers.codec import decode, partition_for
@@ -143,6 +144,7 @@ class KafkaProjector:
         seen = 0
         for tp, messages in sorted(records.items(), key=lambda item: item[0].partition):
             chain: list[Linked] = []
+            prefetch_keys(self.mapper, {m.key.decode() for m in messages if m.key})
             for message in messages:
                 try:
                     chain.append(
