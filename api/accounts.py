@@ -149,12 +149,10 @@ class Accounts:
 
     def authenticate_hash(self, digest: str) -> Principal | None:
         """Like ``authenticate``, from the token's SHA-256 hash (what a page session keeps)."""
-        with self.db.transaction() as cur:
-            cur.execute(
-                "SELECT u.firm_id, u.user_id, u.role FROM coachlog_tokens t"
-                " JOIN coachlog_users u ON u.firm_id = t.firm_id AND u.user_id = t.user_id"
-                " WHERE t.token_hash = %s AND t.revoked_at IS NULL",
-                (digest,),
-            )
-            row = cur.fetchone()
+        row = self.db.read_row(  # every request does this: one round trip
+            "SELECT u.firm_id, u.user_id, u.role FROM coachlog_tokens t"
+            " JOIN coachlog_users u ON u.firm_id = t.firm_id AND u.user_id = t.user_id"
+            " WHERE t.token_hash = %s AND t.revoked_at IS NULL",
+            (digest,),
+        )
         return None if row is None else Principal(firm_id=row[0], user_id=row[1], role=row[2])
