@@ -18,9 +18,7 @@ from domain.commands import HoldSession, ScheduleSession
 from domain.context import CommandContext
 from domain.engagement import EVENT_CLASSES
 from domain.event import PERSONAL_FIELDS, EngagementEvent
-from projections.database import SqliteDatabase
-from projections.runner import ProjectionRunner
-from projections.store import Positioned, ProgressStore
+from projections.store import Positioned
 from tests.conftest import FIRM, days_ago, opening
 from tests.unit.test_catalogue import drive_a_whole_engagement
 from workers.codec import CONTENT_TYPE, decode, encode, partition_for
@@ -41,8 +39,13 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engagements]:
 
 
 def log_of(app: Engagements) -> list[Positioned]:
-    runner = ProjectionRunner(app, ProgressStore(SqliteDatabase(":memory:")))
-    return runner.read_batch(0, 10**9)
+    """Every event as the application decodes it (every sealed field opened; a
+    projection's reader opens only what its fold needs)."""
+    return [
+        Positioned(n.id, event)
+        for n in app.recorder.select_notifications(start=1, limit=10**9)
+        if isinstance(event := app.mapper.to_domain_event(n), EngagementEvent)
+    ]
 
 
 @pytest.fixture(scope="module")
