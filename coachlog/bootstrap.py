@@ -38,18 +38,14 @@ def database(settings: Settings) -> Database:
 RELAY_POSITION_SQL = "SELECT MIN(position) FROM relay_tracking"
 
 
-def head_sql(engagements: Engagements) -> str:
+def head_sql(engagements: Engagements, postgres: bool) -> str:
     """A scalar SELECT of the head of the event log (its highest notification id)."""
     recorder = engagements.recorder
     table = recorder.events_table_name  # type: ignore[attr-defined]
-    if settings_is_postgres(engagements):
+    if postgres:
         schema = recorder.datastore.schema  # type: ignore[attr-defined]
         return f'SELECT MAX(notification_id) FROM "{schema}"."{table}"'
     return f"SELECT MAX(rowid) FROM {table}"
-
-
-def settings_is_postgres(engagements: Engagements) -> bool:
-    return str(engagements.env.get("PERSISTENCE_MODULE", "")).endswith("postgres")
 
 
 def relay_position(cur: Cursor) -> int | None:
@@ -112,7 +108,7 @@ def _services(settings: Settings) -> Services:
             progress,
             lambda: engagements.recorder.max_notification_id() or 0,
             relay_position,
-            head_sql=head_sql(engagements),
+            head_sql=head_sql(engagements, settings.is_postgres),
             published_sql=RELAY_POSITION_SQL,
         ),
     )
