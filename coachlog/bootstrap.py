@@ -7,6 +7,7 @@ from contextlib import contextmanager, suppress
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
+from psycopg import sql
 
 from api import Services
 from api.accounts import Accounts
@@ -64,7 +65,8 @@ def schema_lock(settings: Settings) -> Iterator[None]:
     """Serialise table creation between processes that start together (gunicorn
     workers, relay, projectors): PostgreSQL fails concurrent ``CREATE OR REPLACE
     FUNCTION`` (run by eventsourcing on every start) and concurrent ``CREATE ... IF NOT
-    EXISTS`` of one object with "tuple concurrently updated" or a duplicate key."""
+    EXISTS`` of one object with "tuple concurrently updated" or a duplicate key. Also
+    creates the configured schema."""
     if not settings.is_postgres:
         yield
         return
@@ -73,6 +75,14 @@ def schema_lock(settings: Settings) -> Iterator[None]:
     ) as conn:
         conn.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK,))
         try:
+            if settings.database_schema:
+                # Whichever command runs first on a new database (seed, serve, relay...)
+                # makes the configured schema; none relies on another having run before.
+                conn.execute(
+                    sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
+                        sql.Identifier(settings.database_schema)
+                    )
+                )
             yield
         finally:
             # A lost connection releases the lock by itself.

@@ -13,6 +13,7 @@ from uuid import UUID, uuid4
 
 from eventsourcing.domain import Aggregate
 from eventsourcing.domain import Snapshot as BaseSnapshot
+from eventsourcing.utils import register_topic
 
 from domain import context as command_context
 from domain.accountability import (
@@ -220,6 +221,13 @@ class Engagement(
         """Return the current state as plain values (records become dicts)."""
         state = {k.lstrip("_"): v for k, v in vars(self).items() if k != "_pending_events"}
         return {"id": self.id, "version": self.version, **plain(state)}
+
+
+# eventsourcing registers the explicit topics of the aggregate and its events as the
+# class is made, but a snapshot class's only when a process first takes a snapshot
+# (``get_topic``): a fresh process reading a snapshotted engagement could not resolve
+# it. Register it here, at import, like every other stored class.
+register_topic(Engagement.Snapshot.TOPIC, Engagement.Snapshot)
 
 
 #: Every event class of the catalogue, in catalogue order.

@@ -117,7 +117,11 @@ def cli(env: dict[str, str], *args: str) -> str:
 
 
 def start_server(
-    variables: dict[str, str], directory: Path, *, workers: int | None = None
+    variables: dict[str, str],
+    directory: Path,
+    *,
+    workers: int | None = None,
+    extra: tuple[str, ...] = (),
 ) -> LiveServer:
     """Create a firm, a coach and a token with the CLI, then serve and wait for /readyz."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("COACHLOG_")}
@@ -134,6 +138,7 @@ def start_server(
     command = [COACHLOG, "serve", "--port", str(port)]
     if workers is not None:
         command += ["--workers", str(workers)]
+    command += list(extra)
     with log.open("wb") as sink:
         process = subprocess.Popen(
             command,
