@@ -8,6 +8,7 @@ refused; the domain still checks everything itself.
 
 from __future__ import annotations
 
+import re
 import types
 import typing
 from dataclasses import MISSING, fields, is_dataclass
@@ -17,12 +18,23 @@ from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
-from marshmallow import EXCLUDE, RAISE, Schema, ValidationError, post_load, pre_load, validate
+from marshmallow import (
+    EXCLUDE,
+    RAISE,
+    Schema,
+    ValidationError,
+    post_load,
+    pre_load,
+    validate,
+    validates_schema,
+)
 from marshmallow import fields as mf
 
 from domain.commands import ENGAGEMENT_COMMANDS, Command, OpenEngagement
+from domain.errors import InvalidValue
 from domain.goals import SmartGoal
 from domain.state import STATE_RECORDS, EngagementState
+from domain.values import MONEY_INTEGER_DIGITS, MONEY_MAX_PLACES, Money
 
 #: OpenAPI (and early 422) bounds for integer and decimal fields, by field name.
 INT_RANGES: dict[str, tuple[int, int]] = {
@@ -92,6 +104,63 @@ class DecimalString(mf.Decimal):
         super().__init__(as_string=True, allow_nan=False, **kwargs)
 
 
+#: What an amount of money looks like on the wire: plain decimal notation within the
+#: bounds of domain.values.Money (no exponent, no sign).
+MONEY_PATTERN = rf"^[0-9]{{1,{MONEY_INTEGER_DIGITS}}}(\.[0-9]{{1,{MONEY_MAX_PLACES}}})?$"
+
+
+class MoneyString(DecimalString):
+    """An amount of money: a decimal string such as "150.00", 0 ≤ amount < 10^15, in
+    whole minor units of the body's ``currency`` (checked with it: ``money_checks``).
+
+    The bounds are the domain's (``Money``): this field calls its validator, so the
+    API refuses with 422 exactly what the domain would.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs["metadata"] = {
+            "description": f"A decimal string, at least 0 and below 10^{MONEY_INTEGER_DIGITS}, "
+            "in whole minor units of the currency (ISO 4217: EUR and USD 2 decimal places, "
+            "JPY none, BHD 3); a JSON number is read the same way.",
+            **kwargs.get("metadata", {}),
+            "pattern": MONEY_PATTERN,
+            "maxLength": MONEY_INTEGER_DIGITS + 1 + MONEY_MAX_PLACES,
+        }
+        super().__init__(**kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        if isinstance(value, str) and not re.fullmatch(MONEY_PATTERN, value):
+            raise ValidationError(
+                f"Not an amount of money: use plain decimal notation, at most "
+                f"{MONEY_INTEGER_DIGITS} digits before the point and {MONEY_MAX_PLACES} after."
+            )
+        number = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return Money.amount_of(attr or "amount", number)
+        except InvalidValue as error:
+            raise ValidationError(error.message.partition(": ")[2]) from None
+
+
+def money_checks(money_fields: list[str]) -> Any:
+    """A schema validator: each amount in whole minor units of the body's currency."""
+
+    @validates_schema(skip_on_field_errors=True)
+    def check_money(self: Schema, data: dict[str, Any], **_: Any) -> None:
+        errors: dict[str, list[str]] = {}
+        for name in money_fields:
+            if data.get(name) is None or not isinstance(data.get("currency"), str):
+                continue
+            try:
+                Money.of(name, data[name], data["currency"])
+            except InvalidValue as error:
+                field = "currency" if error.field.endswith(".currency") else name
+                errors[field] = [error.message.partition(": ")[2]]
+        if errors:
+            raise ValidationError(errors)
+
+    return check_money
+
+
 def field_for(name: str, hint: Any, **kwargs: Any) -> mf.Field[Any]:
     """Return the marshmallow field for a dataclass field's type hint."""
     hint, nullable = _optional(hint)
@@ -120,7 +189,7 @@ def field_for(name: str, hint: Any, **kwargs: Any) -> mf.Field[Any]:
         if name in FRACTIONS:
             kwargs.setdefault("validate", validate.Range(0, 1))
         elif name in MONEY:
-            kwargs.setdefault("validate", validate.Range(min=0))
+            return MoneyString(**kwargs)
         return DecimalString(**kwargs)
     if hint is datetime:
         return UtcDateTime(format="iso", **kwargs)
@@ -229,6 +298,9 @@ def _schema_fields(cls: type[Any], skip: set[str]) -> dict[str, mf.Field[Any]]:
 
 def _command_schema(cls: type[Any], skip: set[str]) -> type[Schema]:
     attrs: dict[str, Any] = _schema_fields(cls, skip)
+    money = [name for name in attrs if name in MONEY]
+    if money:
+        attrs["check_money"] = money_checks(money)
     attrs.update(_metadata_fields())
     attrs["__doc__"] = (cls.__doc__ or "").strip() or f"Body of {cls.__name__}."
     return type(f"{cls.__name__}Request", (RequestSchema,), attrs)

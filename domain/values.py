@@ -9,6 +9,7 @@ from enum import StrEnum
 from typing import TypeVar
 
 import pycountry
+from iso4217 import Currency
 
 from domain.errors import InvalidValue
 
@@ -202,12 +203,33 @@ def in_range(field: str, value: int, low: int, high: int) -> int:
     return value
 
 
+#: Decimal places a fraction (attribution, confidence) may have: 0.3, 0.75, 0.3333.
+FRACTION_PLACES = 4
+
+
 def fraction(field: str, value: Decimal) -> Decimal:
-    """Return a Decimal checked to lie in 0..1 (attribution, confidence)."""
+    """Return a Decimal checked to lie in 0..1 with at most FRACTION_PLACES places."""
     number = decimal_of(field, value)
     if not Decimal(0) <= number <= Decimal(1):
-        raise InvalidValue(field, f"must be between 0 and 1, got {number}")
+        raise InvalidValue(field, f"must be between 0 and 1, got {_shown(number)}")
+    if not _has_places(number, FRACTION_PLACES):
+        raise InvalidValue(field, f"must have at most {FRACTION_PLACES} decimal places")
     return number
+
+
+def _shown(number: Decimal) -> str:
+    """A number as it goes into an error message (never thousands of digits)."""
+    text = str(number)
+    return text if len(text) <= 40 else f"{text[:20]}...({len(text)} characters)"
+
+
+def _has_places(number: Decimal, places: int) -> bool:
+    """Whether ``number`` (already bounded in magnitude) needs no more than ``places``
+    decimal places; trailing zeros do not count (150.000 is 150.00)."""
+    exponent = number.as_tuple().exponent
+    if not isinstance(exponent, int) or exponent >= -places:
+        return True
+    return number == number.quantize(Decimal(1).scaleb(-places))
 
 
 def decimal_of(field: str, value: Decimal) -> Decimal:
@@ -219,36 +241,89 @@ def decimal_of(field: str, value: Decimal) -> Decimal:
     except (InvalidOperation, TypeError, ValueError):
         raise InvalidValue(field, f"{value!r} is not a decimal number") from None
     if not number.is_finite():
-        raise InvalidValue(field, f"must be a finite number, got {value!r}")
+        raise InvalidValue(field, f"must be a finite number, got {_shown(number)}")
     return number
 
 
 def currency_code(field: str, code: str) -> str:
-    """Return an ISO 4217 currency code, or raise InvalidValue."""
+    """Return the code of an ISO 4217 currency that money can be kept in (it has a
+    minor unit: not gold, SDRs or the testing code), or raise InvalidValue."""
     if not isinstance(code, str) or len(code) != 3 or not code.isupper():
         raise InvalidValue(field, f"{code!r} is not an ISO 4217 code like 'EUR'")
     if pycountry.currencies.get(alpha_3=code) is None:
         raise InvalidValue(field, f"{code!r} is not an ISO 4217 currency")
+    if _minor_units(code) is None:
+        raise InvalidValue(field, f"{code} has no minor unit in ISO 4217: not a currency of fees")
     return code
+
+
+def _minor_units(code: str) -> int | None:
+    try:
+        return Currency(code).exponent
+    except ValueError:
+        return None
+
+
+def minor_units(code: str) -> int:
+    """Decimal places of a currency's minor unit (ISO 4217: EUR 2, JPY 0, BHD 3)."""
+    places = _minor_units(currency_code("currency", code))
+    assert places is not None  # currency_code refuses currencies without one
+    return places
+
+
+#: Money is kept below 10^15 major units of its currency (a quadrillion: room for any
+#: fee, invoice, cost or annualized benefit, also in currencies of small unit value),
+#: and in whole minor units (cents). Sums and ratios of such amounts stay exact within
+#: Decimal's default 28 digits: no figure computed from them can fail.
+MONEY_INTEGER_DIGITS = 15
+MONEY_LIMIT = Decimal(10) ** MONEY_INTEGER_DIGITS
+#: The most decimal places of any currency money is accepted in (CLF and UYW have 4).
+MONEY_MAX_PLACES = 4
 
 
 @dataclass(frozen=True)
 class Money:
-    """A non-negative Decimal amount in an ISO 4217 currency."""
+    """A non-negative Decimal amount in an ISO 4217 currency, in its minor units.
+
+    ``Money.of`` is the one validator of every amount (fees, invoices, payments, costs,
+    outcome values), in commands and in the API's schemas alike.
+    """
 
     amount: Decimal
     currency: str
 
     @classmethod
     def of(cls, field: str, amount: Decimal, currency: str) -> Money:
-        """Validate and build money: exact Decimal, not negative, known currency."""
+        """Validate and build money: an exact, finite, non-negative Decimal below
+        MONEY_LIMIT, in whole minor units of a known currency."""
+        number = cls.amount_of(field, amount)
+        code = currency_code(f"{field}.currency", currency)
+        places = minor_units(code)
+        if not _has_places(number, places):
+            unit = "no decimal places" if places == 0 else f"at most {places} decimal places"
+            raise InvalidValue(
+                field, f"must be in whole minor units of {code} ({unit}), got {_shown(number)}"
+            )
+        return cls(number, code)
+
+    @staticmethod
+    def amount_of(field: str, amount: Decimal) -> Decimal:
+        """The checks that need no currency: finite, not negative, below MONEY_LIMIT,
+        at most MONEY_MAX_PLACES decimal places."""
         number = decimal_of(field, amount)
         if number < 0:
-            raise InvalidValue(field, f"must not be negative, got {number}")
-        exponent = number.as_tuple().exponent
-        if isinstance(exponent, int) and exponent < -4:
-            raise InvalidValue(field, f"has more than 4 decimal places: {number}")
-        return cls(number, currency_code(f"{field}.currency", currency))
+            raise InvalidValue(field, f"must not be negative, got {_shown(number)}")
+        if number >= MONEY_LIMIT:
+            raise InvalidValue(
+                field,
+                f"must be less than 10^{MONEY_INTEGER_DIGITS} "
+                f"(at most {MONEY_INTEGER_DIGITS} digits before the point), got {_shown(number)}",
+            )
+        if not _has_places(number, MONEY_MAX_PLACES):
+            raise InvalidValue(
+                field, f"has more than {MONEY_MAX_PLACES} decimal places: {_shown(number)}"
+            )
+        return number
 
 
 def text(field: str, value: str, *, max_length: int = 10_000, required: bool = True) -> str:

@@ -74,10 +74,14 @@ def test_validation_is_422_with_a_message_per_field(
     assert "goal" in assert_problem(nested, 422)["errors"]
     not_an_object = post_command(client, auth, engagement_id, "check-wellbeing", [1, 2])  # type: ignore[arg-type]
     assert_problem(not_an_object, 422)
-    # A value only the domain can judge is a 422 too, naming its field.
+    # The currency is judged with the fee by the domain's own rule, already in the schema.
     unknown_currency = client.post("/engagements", json=opening_body(currency="XXQ"), headers=auth)
-    domain_problem = assert_problem(unknown_currency, 422, "invalid_value")
-    assert "currency" in next(iter(domain_problem["errors"]))
+    currency_problem = assert_problem(unknown_currency, 422, "validation_failed")
+    assert currency_problem["errors"] == {"currency": ["'XXQ' is not an ISO 4217 currency"]}
+    # A value only the domain can judge is a 422 too, naming its field.
+    blank_name = client.post("/engagements", json=opening_body(client_name="   "), headers=auth)
+    domain_problem = assert_problem(blank_name, 422, "invalid_value")
+    assert domain_problem["errors"] == {"client_name": ["client_name: must not be empty"]}
     assert len(history(client, auth, engagement_id)) == 1
 
 

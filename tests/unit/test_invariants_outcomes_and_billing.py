@@ -359,12 +359,25 @@ def money_commands(engagement_id: UUID, amount: Any, currency: str) -> dict[str,
 
 
 @pytest.mark.parametrize("kind", ["invoice", "cost", "outcome"])
-def test_money_is_an_exact_decimal_in_the_engagement_currency(
-    app: Engagements, ctx: CommandContext, kind: str
+@pytest.mark.parametrize(
+    ("amount", "currency"),
+    [
+        (Decimal("99.95"), "EUR"),
+        (Decimal("99.9500"), "EUR"),  # trailing zeros are still whole cents
+        (Decimal("999999999999999.99"), "EUR"),  # the largest amount there is
+        (Decimal("0.01"), "EUR"),
+        (Decimal("1E+3"), "EUR"),
+        (Decimal("150000"), "JPY"),  # no minor unit
+        (Decimal("12.345"), "BHD"),  # three places (fils)
+        (Decimal("1.2345"), "CLF"),  # four
+    ],
+)
+def test_money_is_an_exact_decimal_in_whole_minor_units_of_the_engagement_currency(
+    app: Engagements, ctx: CommandContext, kind: str, amount: Decimal, currency: str
 ) -> None:
-    engagement_id = open_engagement(app, ctx)
+    engagement_id = open_engagement(app, ctx, currency=currency, fee_per_session=Decimal("1"))
 
-    run(app, ctx, money_commands(engagement_id, Decimal("99.9950"), "EUR")[kind])
+    run(app, ctx, money_commands(engagement_id, amount, currency)[kind])
 
     assert len(app.history(FIRM, engagement_id)) == 2
 
@@ -376,12 +389,36 @@ def test_money_is_an_exact_decimal_in_the_engagement_currency(
         (99.99, "EUR", InvalidValue, "not a float"),
         (Decimal("-0.01"), "EUR", InvalidValue, "must not be negative"),
         (Decimal("1.00001"), "EUR", InvalidValue, "more than 4 decimal places"),
+        (Decimal("99.995"), "EUR", InvalidValue, r"whole minor units of EUR \(at most 2 decimal"),
+        (Decimal("1E-100000"), "EUR", InvalidValue, "more than 4 decimal places"),
         (Decimal("NaN"), "EUR", InvalidValue, "must be a finite number"),
+        (Decimal("Infinity"), "EUR", InvalidValue, "must be a finite number"),
         ("ten", "EUR", InvalidValue, "is not a decimal number"),
+        (Decimal("11111111111111111111111111111"), "EUR", InvalidValue, r"less than 10\^15"),
+        (Decimal("1000000000000000"), "EUR", InvalidValue, r"less than 10\^15"),
+        (Decimal("1e30"), "EUR", InvalidValue, r"less than 10\^15"),
+        (Decimal("1E+100000"), "EUR", InvalidValue, r"less than 10\^15 .*, got 1E\+100000"),
         (Decimal("10"), "GBP", CurrencyMismatch, "is in GBP but the engagement is in EUR"),
         (Decimal("10"), "EURO", InvalidValue, "is not an ISO 4217 code"),
+        (Decimal("10"), "XAU", InvalidValue, "XAU has no minor unit in ISO 4217"),
     ],
-    ids=["float", "negative", "too-precise", "nan", "text", "other-currency", "bad-code"],
+    ids=[
+        "float",
+        "negative",
+        "too-precise",
+        "fractions-of-cents",
+        "tiny",
+        "nan",
+        "infinity",
+        "text",
+        "29-digits",
+        "10^15",
+        "1e30",
+        "huge-exponent",
+        "other-currency",
+        "bad-code",
+        "gold",
+    ],
 )
 def test_money_that_is_inexact_negative_or_in_another_currency_is_refused(
     app: Engagements,
@@ -395,6 +432,34 @@ def test_money_that_is_inexact_negative_or_in_another_currency_is_refused(
     engagement_id = open_engagement(app, ctx)
 
     assert_refused(app, ctx, money_commands(engagement_id, amount, currency)[kind], error, match)
+
+
+def test_an_amount_in_yen_has_no_decimal_places(app: Engagements, ctx: CommandContext) -> None:
+    engagement_id = open_engagement(app, ctx, currency="JPY", fee_per_session=Decimal("20000"))
+
+    assert_refused(
+        app,
+        ctx,
+        IssueInvoice(engagement_id=engagement_id, amount=Decimal("1500.5"), currency="JPY"),
+        InvalidValue,
+        r"amount: must be in whole minor units of JPY \(no decimal places\), got 1500.5",
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "match"),
+    [
+        (Decimal("0.33333"), "attribution: must have at most 4 decimal places"),
+        (Decimal("1E-100000"), "attribution: must have at most 4 decimal places"),
+        (Decimal("1.0001"), "attribution: must be between 0 and 1, got 1.0001"),
+    ],
+)
+def test_an_attribution_is_a_fraction_of_at_most_four_places(
+    app: Engagements, ctx: CommandContext, value: Decimal, match: str
+) -> None:
+    engagement_id = open_engagement(app, ctx)
+
+    assert_refused(app, ctx, outcome(engagement_id, attribution=value), InvalidValue, match)
 
 
 def test_a_payment_is_in_the_engagement_currency(app: Engagements, ctx: CommandContext) -> None:
