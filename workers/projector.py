@@ -32,6 +32,9 @@ from workers.settings import KafkaSettings
 
 log = logging.getLogger("coachlog.projector")
 
+#: The longest pause between attempts while the broker is away (seconds).
+BROKER_BACKOFF = 2.0
+
 
 class _SeekToStored(ConsumerRebalanceListener):  # type: ignore[misc]
     def __init__(self, projector: KafkaProjector) -> None:
@@ -69,6 +72,8 @@ class KafkaProjector:
         self.applied = 0
         self.healed = 0
         self._partition_count: int | None = None
+        #: Partitions were assigned since the partition count was last read.
+        self._recount = False
 
     # -- healing from the store ---------------------------------------------------------
 
@@ -114,17 +119,23 @@ class KafkaProjector:
                 # the relay creates it with the configured partitions.
                 allow_auto_create_topics=False,
                 metadata_max_age_ms=10_000,  # notice a topic created after we subscribed
+                # back within 2 s of the broker's return (the client's default: 30 s)
+                reconnect_backoff_max_ms=int(BROKER_BACKOFF * 1000),
             )
             self._consumer.subscribe([self.settings.topic], listener=_SeekToStored(self))
         return self._consumer
 
     def seek_assigned(self, assigned: Sequence[TopicPartition]) -> None:
-        """Start each newly assigned partition at the offset our database recorded."""
+        """Start each newly assigned partition at the offset our database recorded.
+
+        Runs inside the client's network thread (the rebalance callback): nothing here
+        may wait on the broker. The topic's partition count is read again after the
+        poll that assigned them, before any record is folded.
+        """
         generation = self.store.live_generation()
         offsets = self.store.partition_offsets(generation, self.settings.topic)
         consumer = self.consumer()
-        known = consumer.partitions_for_topic(self.settings.topic)
-        self._partition_count = len(known) if known else None
+        self._recount = True
         for tp in assigned:
             next_offset = offsets.get(tp.partition, (0, 0))[0]
             consumer.seek(tp, next_offset)
@@ -138,6 +149,10 @@ class KafkaProjector:
     def run_once(self, timeout_ms: int = 500) -> int:
         """Fold one poll's worth of records; return how many records it saw."""
         records = self.consumer().poll(timeout_ms=timeout_ms, max_records=self.max_records)
+        if self._recount:
+            self._recount = False
+            known = self.consumer().partitions_for_topic(self.settings.topic)
+            self._partition_count = len(known) if known else None
         if self._unchecked:
             self._clamp_to_end(records)
         generation = self.store.live_generation()
@@ -238,7 +253,7 @@ class KafkaProjector:
                 log.warning("broker trouble (%s); reconnecting in %.1fs", error, backoff)
                 self._close_consumer()
                 self._stop.wait(backoff)
-                backoff = min(backoff * 2, 10)
+                backoff = min(backoff * 2, BROKER_BACKOFF)
             except Exception:
                 log.exception("projector step failed; resuming in %.1fs", backoff)
                 self._close_consumer()  # re-seek to the stored offsets on reassignment

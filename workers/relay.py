@@ -16,7 +16,7 @@ import time
 
 from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
-from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
 
 from domain.application import Engagements
 from domain.event import EngagementEvent
@@ -25,6 +25,10 @@ from workers.codec import encode, partition_for
 from workers.settings import KafkaSettings
 
 log = logging.getLogger("coachlog.relay")
+
+#: The longest pause between attempts while the broker is away (seconds): a broker that
+#: is back is used again within this.
+BROKER_BACKOFF = 2.0
 
 SCHEMA = [
     "CREATE TABLE IF NOT EXISTS relay_tracking (name TEXT PRIMARY KEY,"
@@ -35,23 +39,30 @@ SCHEMA = [
 ]
 
 
-def ensure_topic(settings: KafkaSettings) -> None:
-    """Create the topic with the configured partitions if the broker lacks it."""
-    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap, request_timeout_ms=10_000)
+def ensure_topic(settings: KafkaSettings) -> bool:
+    """Create the topic with the configured partitions if the broker lacks it; return
+    whether it had to."""
+    admin = KafkaAdminClient(
+        bootstrap_servers=settings.bootstrap,
+        request_timeout_ms=10_000,
+        reconnect_backoff_max_ms=1000,
+    )
     try:
-        if settings.topic not in admin.list_topics():
-            admin.create_topics(
-                [
-                    NewTopic(
-                        settings.topic,
-                        num_partitions=settings.partitions,
-                        replication_factor=settings.replication,
-                    )
-                ]
-            )
-            log.info("created topic %s with %d partitions", settings.topic, settings.partitions)
+        if settings.topic in admin.list_topics():
+            return False
+        admin.create_topics(
+            [
+                NewTopic(
+                    settings.topic,
+                    num_partitions=settings.partitions,
+                    replication_factor=settings.replication,
+                )
+            ]
+        )
+        log.info("created topic %s with %d partitions", settings.topic, settings.partitions)
+        return True
     except TopicAlreadyExistsError:
-        pass
+        return False
     finally:
         admin.close()
 
@@ -116,6 +127,9 @@ class Relay:
                 max_in_flight_requests_per_connection=5,
                 request_timeout_ms=15_000,
                 delivery_timeout_ms=30_000,
+                # back at work within 2 s of the broker's return (the client waits up
+                # to 30 s between attempts by default)
+                reconnect_backoff_max_ms=int(BROKER_BACKOFF * 1000),
             )
         return self._producer
 
@@ -157,13 +171,26 @@ class Relay:
                     partition=message.partition,
                 )
             )
-        producer.flush(timeout=30)
+        self._flush(producer)
         for future in futures:
             future.get(timeout=30)  # raises if the broker did not acknowledge
         last = notifications[-1].id
         self._save(start, last, chain)
         self.published += len(futures)
         return len(notifications)
+
+    def _flush(self, producer: KafkaProducer, timeout: float = 30.0) -> None:
+        """Wait until every record sent is acknowledged or failed. While that takes, look
+        every few seconds whether the topic still exists: a broker that lost its data
+        has none, and the producer would retry into it until its delivery timeout."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                producer.flush(timeout=5)
+                return
+            except KafkaTimeoutError:
+                if ensure_topic(self.settings) or time.monotonic() > deadline:
+                    raise  # start again with a new producer (and from the saved position)
 
     def _save(self, start: int, last: int, chain: dict[int, int]) -> None:
         with self.db.transaction() as cur:
@@ -199,7 +226,7 @@ class Relay:
                 log.warning("broker trouble (%s); retrying in %.1fs", error, backoff)
                 self._reset_producer()
                 self._stop.wait(backoff)
-                backoff = min(backoff * 2, 10)
+                backoff = min(backoff * 2, BROKER_BACKOFF)
             except Exception:
                 log.exception("relay batch failed; retrying in %.1fs", backoff)
                 self._stop.wait(backoff)
