@@ -1,14 +1,21 @@
-"""Shared fixtures: every store-backed test runs against SQLite and PostgreSQL.
+"""Shared fixtures: every store-backed test runs against SQLite and PostgreSQL, every
+Kafka test against Apache Kafka.
 
 PostgreSQL comes from ``COACHLOG_TEST_POSTGRES_URL`` (the test command sets it after
 making sure a server answers); each run creates a throwaway database and each test a
 schema of its own in it. Under CI a missing server is a failure, never a skip.
+
+Apache Kafka comes from ``COACHLOG_TEST_KAFKA_BOOTSTRAP`` (the test command starts one
+when nothing answers): one broker for every test that does not stop it. A test that
+kills or restarts "the broker" takes ``kafka_broker``, a broker process of its own
+(:class:`tests.broker.KafkaBroker`).
 """
 
 from __future__ import annotations
 
 import os
 import uuid
+import warnings
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -22,6 +29,7 @@ from coachlog.settings import persistence_env
 from domain.application import Engagements
 from domain.commands import OpenEngagement
 from domain.context import CommandContext
+from tests.broker import KafkaBroker, answers, is_apache_kafka
 
 DEFAULT_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -55,6 +63,45 @@ def postgres_url() -> Iterator[str]:
             admin.execute(
                 sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname))
             )
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The Apache Kafka broker of the whole run: the one at COACHLOG_TEST_KAFKA_BOOTSTRAP
+    (the test command starts it), else one of our own for the session."""
+    bootstrap = os.environ.get("COACHLOG_TEST_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+    host, _, port = bootstrap.rpartition(":")
+    if answers(host, int(port)):
+        if is_apache_kafka(bootstrap):
+            yield bootstrap
+            return
+        warnings.warn(
+            f"the broker at {bootstrap} is not Apache Kafka 4: the Kafka tests start one"
+            " of their own (scripts/ensure-kafka.sh starts Apache Kafka on a free port)",
+            pytest.PytestWarning,
+            stacklevel=1,
+        )
+    elif os.environ.get("CI") and "COACHLOG_TEST_KAFKA_BOOTSTRAP" in os.environ:
+        pytest.fail(f"no Kafka broker answers at {bootstrap}")
+    broker = KafkaBroker(tmp_path_factory.mktemp("kafka"))
+    broker.start()
+    try:
+        yield broker.bootstrap
+    finally:
+        broker.kill9()
+
+
+@pytest.fixture
+def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
+    """An Apache Kafka broker only this test uses, started: it may kill it (``kill9``),
+    restart it (``restart``, ``restart_with_data_loss``) and reshape its topics
+    (``create_partitions``, ``delete_topic``). Killed at the end of the test."""
+    broker = KafkaBroker(tmp_path_factory.mktemp("kafka"))
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.kill9()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

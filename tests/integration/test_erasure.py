@@ -69,10 +69,6 @@ from workers.export import Pseudonymizer, Slice, export
 from workers.relay import Relay
 from workers.settings import KafkaSettings
 
-#: The shared broker fixture of the worker tests (tests/workers/conftest.py), made
-#: visible to this module: the Kafka test uses the broker the test command started.
-kafka_bootstrap = workers.kafka_bootstrap
-
 SNAPSHOT_INTERVAL = 50
 COACH = CommandContext(actor_id="coach-ada", actor_role="coach", firm_id=FIRM)
 ADMIN = CommandContext(actor_id="admin-1", actor_role="firm_admin", firm_id=FIRM)
@@ -767,7 +763,7 @@ def read_topic(
     bootstrap: str, topic: str, positions: set[int], timeout: float = 20.0
 ) -> list[ConsumerRecord]:
     """Every record on the topic, read from the beginning until each of ``positions``
-    was seen and the topic stayed quiet a moment (end offsets are not trusted on tansu)."""
+    was seen and the topic stayed quiet a moment."""
     consumer = KafkaConsumer(
         bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
     )

