@@ -1,8 +1,48 @@
 #!/usr/bin/env bash
-# Install what the tests need, make sure PostgreSQL answers, then run lint, types and
-# the whole test suite. This is README command 2 and what CI runs (.ci/run).
+# README command 2 and what CI runs (.ci/run): install what the tests need, start
+# PostgreSQL and Apache Kafka when nothing answers, run ruff, mypy and the whole test
+# suite, and stop whatever this script started when it ends, however it ends.
+#
+#   PGHOST/PGPORT                              PostgreSQL (127.0.0.1:5432), or
+#   COACHLOG_TEST_POSTGRES_URL                 a server of your own (nothing is started)
+#   COACHLOG_KAFKA_HOST/COACHLOG_KAFKA_PORT    Apache Kafka (127.0.0.1:9092), or
+#   COACHLOG_TEST_KAFKA_BOOTSTRAP              a broker of your own (nothing is started)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# What the ensure scripts started (one word a line): stopped on the way out.
+started=$(mktemp -t coachlog-started.XXXXXX)
+export COACHLOG_STARTED_FILE=$started
+child=
+forward=
+
+cleanup() {
+  local status=$?
+  trap - EXIT INT TERM
+  if [ -n "$child" ] && kill -0 "$child" 2>/dev/null; then
+    # A terminal's Ctrl-C reached pytest too; a TERM sent to this script alone is passed
+    # on as an interrupt, so pytest's fixtures still stop the processes they started.
+    if [ -n "$forward" ]; then
+      kill -INT "$child" 2>/dev/null || true
+    fi
+    for _ in $(seq 1 600); do
+      kill -0 "$child" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -KILL "$child" 2>/dev/null || true
+  fi
+  if grep -qx kafka "$started"; then
+    scripts/ensure-kafka.sh stop || status=1
+  fi
+  if grep -qx postgres "$started"; then
+    scripts/ensure-postgres.sh stop || status=1
+  fi
+  rm -f "$started"
+  exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'forward=1; exit 143' TERM
 
 python=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
@@ -11,35 +51,18 @@ fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet -e '.[test]'
 
-# docker-compose validates docker-compose.yml in the tests (no Docker engine needed).
-if ! command -v docker-compose >/dev/null 2>&1; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "test.sh: installing Debian's docker-compose (to validate docker-compose.yml)"
-    apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose >/dev/null
-  else
-    echo "test.sh: docker-compose is missing; install it (apt-get install docker-compose)" >&2
-    exit 1
-  fi
-fi
+# Debian's PostgreSQL server, Java 17 and Maven (for Apache Kafka), kcat, docker-compose
+# and Chromium, whichever this machine lacks.
+scripts/install-packages.sh
 
-# The browser tests (tests/ui) drive Debian's headless Chromium through its chromedriver.
-if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "test.sh: installing Debian's chromium and chromium-driver (for tests/ui)"
-    apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-      chromium chromium-driver fonts-liberation >/dev/null
-  else
-    echo "test.sh: chromium is missing; install it (apt-get install chromium chromium-driver)" >&2
-    exit 1
-  fi
+if [ -z "${COACHLOG_TEST_POSTGRES_URL:-}" ]; then
+  scripts/ensure-postgres.sh start
+  export COACHLOG_TEST_POSTGRES_URL=postgresql://postgres@${PGHOST:-127.0.0.1}:${PGPORT:-5432}/postgres
 fi
-
-scripts/ensure-postgres.sh
-export COACHLOG_TEST_POSTGRES_URL=${COACHLOG_TEST_POSTGRES_URL:-postgresql://postgres@127.0.0.1:5432/postgres}
-scripts/ensure-kafka.sh
-export COACHLOG_TEST_KAFKA_BOOTSTRAP=${COACHLOG_TEST_KAFKA_BOOTSTRAP:-${COACHLOG_KAFKA_HOST:-127.0.0.1}:${COACHLOG_KAFKA_PORT:-9092}}
+if [ -z "${COACHLOG_TEST_KAFKA_BOOTSTRAP:-}" ]; then
+  scripts/ensure-kafka.sh start
+  export COACHLOG_TEST_KAFKA_BOOTSTRAP=${COACHLOG_KAFKA_HOST:-127.0.0.1}:${COACHLOG_KAFKA_PORT:-9092}
+fi
 
 echo "== ruff"
 .venv/bin/ruff check .
@@ -47,4 +70,7 @@ echo "== ruff"
 echo "== mypy"
 .venv/bin/mypy
 echo "== pytest"
-.venv/bin/pytest "$@"
+# In the background, so that a signal reaches the traps above at once.
+.venv/bin/pytest "$@" &
+child=$!
+wait "$child"
