@@ -456,4 +456,17 @@ def machine(admin_url: str) -> dict[str, str]:
         "python": platform.python_version(),
         "postgresql": pg,
         "postgresql settings": ", ".join(f"{k}={v}" for k, v in settings.items()),
+        "kafka": kafka_broker("127.0.0.1:9092"),
     }
+
+
+def kafka_broker(bootstrap: str) -> str:
+    """What answers at ``bootstrap``, for the report."""
+    from tests.broker import answers, is_apache_kafka, kafka_version
+
+    host, _, port = bootstrap.rpartition(":")
+    if not answers(host, int(port)):
+        return f"none at {bootstrap}"
+    if is_apache_kafka(bootstrap):
+        return f"Apache Kafka (scripts/kafka/pom.xml: {kafka_version()}) at {bootstrap}"
+    return f"a Kafka-protocol broker that is not Apache Kafka 4, at {bootstrap}"

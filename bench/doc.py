@@ -40,8 +40,7 @@ def write(
         f"- **Machine**: {info['cores']} cores, {info['cpu']}, {info['ram']} RAM,"
         f" Linux {info['kernel']} (host {info['host']})",
         f"- **Software**: Python {info['python']}, PostgreSQL {info['postgresql']}"
-        f" ({info['postgresql settings']}), on the same host; Kafka-protocol broker: tansu"
-        " (memory storage) on loopback",
+        f" ({info['postgresql settings']}), on the same host; Kafka: {info['kafka']}",
     ]
     if report.quick:
         lines.append("- **Quick run**: small sizes; the figures are a smoke test, not results.")

@@ -8,7 +8,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
+from tests.broker import SHARED_SETTINGS, kafka_version
 from tests.conftest import TEST_MASTER_KEY
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -60,6 +62,38 @@ def test_the_compose_file_runs_postgres_and_kafka_with_health_checks() -> None:
     assert "apache/kafka" in rendered
     assert "KAFKA_PROCESS_ROLES: broker,controller" in rendered
     assert rendered.count("healthcheck:") >= 2
+
+
+def test_compose_runs_the_kafka_the_tests_run() -> None:
+    """The same Apache Kafka version as the tests' broker, and the same settings: no
+    topic is ever created by a subscription (the relay creates it, with the configured
+    partitions), single-node replication for the internal topics."""
+    rendered = yaml.safe_load(_compose("config").stdout)
+    kafka = rendered["services"]["kafka"]
+    assert kafka["image"] == f"apache/kafka:{kafka_version()}"
+    environment = kafka["environment"]
+    for name, value in SHARED_SETTINGS.items():
+        assert environment[f"KAFKA_{name.upper().replace('.', '_')}"] == value, name
+    assert environment["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
+    assert "KAFKA_NUM_PARTITIONS" not in environment
+    # data on the volume, not in the container
+    assert environment["KAFKA_LOG_DIRS"] == "/var/lib/kafka/data"
+    assert any(":/var/lib/kafka/data" in volume for volume in _volumes(kafka))
+    partitions = {
+        rendered["services"][name]["environment"]["COACHLOG_KAFKA_PARTITIONS"]
+        for name in ("api", "relay", "projector")
+    }
+    assert partitions == {"6"}
+
+
+def _volumes(service: dict[str, object]) -> list[str]:
+    found = []
+    for volume in service.get("volumes") or []:  # type: ignore[attr-defined]
+        if isinstance(volume, dict):
+            found.append(f"{volume.get('source')}:{volume.get('target')}")
+        else:
+            found.append(str(volume))
+    return found
 
 
 def test_the_api_relay_and_two_projectors_start_after_the_schema_is_set_up() -> None:
