@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -75,8 +76,21 @@ class Services:
         self.db.close()
 
 
+def _finite(value: Any) -> Any:
+    """``value`` with every NaN or infinite float replaced by None (JSON has neither)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
 class JSONProvider(DefaultJSONProvider):
-    """ISO 8601 times and dates, decimals as strings, UUIDs as strings."""
+    """ISO 8601 times and dates, decimals as strings, UUIDs as strings; standard JSON
+    only: a non-finite float (which nothing accepted today can hold, but data stored
+    before NaN was refused might) is answered as null, never as ``NaN``."""
 
     @staticmethod
     def default(o: Any) -> Any:
@@ -85,6 +99,13 @@ class JSONProvider(DefaultJSONProvider):
         if isinstance(o, Decimal | UUID):
             return str(o)
         return DefaultJSONProvider.default(o)
+
+    def dumps(self, obj: Any, **kwargs: Any) -> str:
+        kwargs["allow_nan"] = False
+        try:
+            return super().dumps(obj, **kwargs)
+        except ValueError:
+            return super().dumps(_finite(obj), **kwargs)
 
 
 class CoachlogApi(Api):

@@ -72,25 +72,36 @@ def _engagements() -> Engagements:
     return engagements
 
 
-_REFUSALS = [
-    (401, "Missing, unknown or revoked token."),
-    (403, "Only firm admins and auditors may audit."),
-]
+_PROBLEMS = {
+    401: "Missing, unknown or revoked token.",
+    403: "Only firm admins and auditors may audit.",
+    404: "No such engagement in your firm.",
+    422: "An unknown or malformed parameter.",
+    503: "The database is not answering; retry after Retry-After seconds.",
+}
 
 
-def _refusals(view: Any) -> Any:
-    for status, description in _REFUSALS:
-        view = blp.alt_response(status, schema=ProblemSchema, description=description)(view)
-    return view
+def _problems(*statuses: int, **descriptions: str) -> Any:
+    """Document the problem+json answers of a view (``s404="..."`` overrides a text)."""
+
+    def decorate(view: Any) -> Any:
+        for status in (*statuses, 401, 403, 503):
+            view = blp.alt_response(
+                status,
+                schema=ProblemSchema,
+                description=descriptions.get(f"s{status}", _PROBLEMS[status]),
+                content_type="application/problem+json",
+            )(view)
+        return view
+
+    return decorate
 
 
 @blp.route("/engagements/<uuid:engagement_id>")
 class EngagementAudit(MethodView):
     @blp.arguments(VerifyQuerySchema, location="query")
     @blp.response(200, AuditReportSchema)
-    @blp.alt_response(404, schema=ProblemSchema, description="No such engagement in your firm.")
-    @blp.alt_response(422, schema=ProblemSchema, description="An unknown or malformed parameter.")
-    @_refusals
+    @_problems(404, 422)
     def get(self, query: dict[str, Any], engagement_id: UUID) -> dict[str, Any]:
         """Recompute one engagement's hash chain and check it against the anchors."""
         auditor = _engagements().auditor
@@ -103,8 +114,7 @@ class EngagementAudit(MethodView):
 class FirmAudit(MethodView):
     @blp.arguments(VerifyQuerySchema, location="query")
     @blp.response(200, AuditReportSchema)
-    @blp.alt_response(422, schema=ProblemSchema, description="An unknown or malformed parameter.")
-    @_refusals
+    @_problems(422)
     def get(self, query: dict[str, Any]) -> dict[str, Any]:
         """Recompute the chains of every engagement of your firm and check all anchors."""
         report = _engagements().auditor.verify(
@@ -116,8 +126,7 @@ class FirmAudit(MethodView):
 @blp.route("/anchors/latest")
 class LatestAnchor(MethodView):
     @blp.response(200, AnchorSchema)
-    @blp.alt_response(404, schema=ProblemSchema, description="Nothing was anchored yet.")
-    @_refusals
+    @_problems(404, s404="Nothing was anchored yet.")
     def get(self) -> Any:
         """The latest anchor: write its digest down outside coachlog to pin the history."""
         anchor = _engagements().auditor.anchors.latest()

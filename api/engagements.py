@@ -8,11 +8,9 @@ before the view runs; ownership is checked here on the engagement that was loade
 
 from __future__ import annotations
 
-import json as std_json
 import re
 import uuid
 from collections.abc import Callable
-from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
@@ -24,7 +22,7 @@ from marshmallow import Schema
 from webargs import core
 from webargs.flaskparser import FlaskParser, is_json_request
 
-from api import authorization
+from api import authorization, jsonbody
 from api.authorization import Action, Scope
 from api.idempotency import (
     IdempotencyStore,
@@ -52,16 +50,20 @@ from domain.errors import EngagementAlreadyExists, EngagementNotFound
 
 
 class DecimalJsonParser(FlaskParser):
-    """Parse JSON numbers with a fraction as Decimal, so money is never a float; and let
-    query schemas refuse unknown parameters (a typo such as ``?as_of=`` must not quietly
-    return the current state)."""
+    """Parse bodies with api/jsonbody.py (numbers with a fraction as Decimal, so money is
+    never a float; hostile JSON refused with a 400 problem); and let query schemas refuse
+    unknown parameters (a typo such as ``?as_of=`` must not quietly return the current
+    state)."""
 
     DEFAULT_UNKNOWN_BY_LOCATION = {**FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION, "query": None}
 
     def _raw_load_json(self, req: flask.Request) -> Any:
         if not is_json_request(req):
             return core.missing
-        return std_json.loads(req.get_data(cache=True), parse_float=Decimal)
+        try:
+            return jsonbody.parse(req.get_data(cache=True))
+        except jsonbody.BadBody as error:
+            flask.abort(problem(400, "Malformed request", error.detail, code=error.code))
 
 
 class EngagementBlueprint(Blueprint):
@@ -77,7 +79,8 @@ blp = EngagementBlueprint(
     description="Open engagements, record what happens in them, and read their history.",
 )
 
-_ETAG = re.compile(r'^\s*(?:W/)?"(\d+)"\s*$')
+#: An ETag as we send it: a version of at most 18 digits (any longer is not a version).
+_ETAG = re.compile(r'^\s*(?:W/)?"(\d{1,18})"\s*$')
 _ERRORS = {
     400: "Malformed JSON.",
     401: "Missing or invalid bearer token.",

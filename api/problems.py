@@ -14,7 +14,7 @@ from typing import Any
 
 from eventsourcing.persistence import PersistenceError
 from flask import Flask, Response, json, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from api.authorization import Forbidden
 from domain.errors import (
@@ -82,12 +82,15 @@ def _http_error(error: HTTPException) -> Response:
         return problem(
             400, "Malformed request", "The body is not valid JSON.", code="malformed_json"
         )
+    headers = dict(data.get("headers") or {})
+    if isinstance(error, MethodNotAllowed) and error.valid_methods:
+        headers["Allow"] = ", ".join(sorted(set(error.valid_methods)))  # RFC 9110 15.5.6
     return problem(
         status,
         error.name,
         error.description or "",
         code=error.name.lower().replace(" ", "_"),
-        headers=dict(data.get("headers") or {}),
+        headers=headers,
     )
 
 

@@ -26,6 +26,8 @@ def current_principal() -> Principal:
 def _authenticate() -> Response | None:
     if request.path.startswith(PUBLIC_PREFIXES) or request.method == "OPTIONS":
         return None
+    if request.routing_exception is not None:
+        return None  # no such path (404) or method (405 with Allow): routing answers
     if is_page(request.path):
         return None  # pages sign in with their session cookie (api/pages.py)
     header = request.headers.get("Authorization", "")

@@ -107,3 +107,25 @@ def test_docs_serve_swagger_ui_from_local_assets(client: FlaskClient) -> None:
         assert expected in response.mimetype, (asset, response.mimetype)
     assert client.get("/docs/assets/no-such-file.js").status_code == 404
     assert client.get("/docs/assets/../../api/__init__.py").status_code == 404
+
+
+def test_every_error_answer_is_documented_as_problem_json(client: FlaskClient) -> None:
+    document = _document(client)
+    checked = 0
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            if method == "parameters":
+                continue
+            for status, response in operation["responses"].items():
+                if status.startswith("2"):
+                    continue
+                assert set(response.get("content", {})) == {"application/problem+json"}, (
+                    method,
+                    path,
+                    status,
+                )
+                checked += 1
+            assert "503" in operation["responses"], (method, path)
+    audit = document["paths"]["/audit/verify"]["get"]["responses"]
+    assert {"401", "403", "422", "503"} <= set(audit)
+    assert checked > 100
