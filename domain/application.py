@@ -7,6 +7,7 @@ caller's firm: another firm's engagement is "not found", never a hint that it ex
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,7 +15,15 @@ from typing import Any, ClassVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import EventStore, IntegrityError, JSONTranscoder, Mapper
+from eventsourcing.persistence import (
+    EventStore,
+    IntegrityError,
+    InterfaceError,
+    JSONTranscoder,
+    Mapper,
+    OperationalError,
+    Transcoder,
+)
 
 from domain.audit import AnchorStore, Auditor, MemoryAnchorStore
 from domain.commands import Command, OpenEngagement
@@ -39,8 +48,10 @@ from domain.keys import (
     retrying,
 )
 from domain.privacy import SubjectErased
-from domain.storage import ChainedEventStore, SealingMapper
-from domain.transcoding import register_domain_transcodings
+from domain.storage import ChainedEventStore, Prepared, SealingMapper
+from domain.transcoding import StrictJSONTranscoder, register_domain_transcodings
+
+log = logging.getLogger("coachlog.engagements")
 
 
 @dataclass(frozen=True)
@@ -75,6 +86,12 @@ class Engagements(Application[UUID]):
     #: Every get re-checks the store ("fast-forward"), so other writers are always seen.
     env: ClassVar[dict[str, str]] = {"AGGREGATE_CACHE_MAXSIZE": "1000"}
 
+    def construct_transcoder(self) -> Transcoder:
+        """A transcoder that stores standard JSON only (domain/transcoding.py)."""
+        transcoder = StrictJSONTranscoder()
+        self.register_transcodings(transcoder)
+        return transcoder
+
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         """Register eventsourcing's transcodings and the domain's own."""
         super().register_transcodings(transcoder)
@@ -91,18 +108,25 @@ class Engagements(Application[UUID]):
         """The hash-chained event store; also builds the key ring beside it."""
         self.keys = KeyRing(self._key_store(), self._master_key(), key_cache_seconds(self.env))
         self.keys.store.create_tables()
-        store = self.keys.store
+        keystore = self.keys.store
         anchors: AnchorStore | MemoryAnchorStore = (
-            AnchorStore(store.datastore, store.dialect, store.schema)
-            if isinstance(store, SqlKeyStore)
+            AnchorStore(keystore.datastore, keystore.dialect, keystore.schema)
+            if isinstance(keystore, SqlKeyStore)
             else MemoryAnchorStore()
         )
         anchors.create_tables()
         self.auditor = Auditor(self.recorder, anchors)
-        self.group_commit = GroupCommit(self._store_together, IntegrityError, self._heads)
         if isinstance(self.mapper, SealingMapper):
             self.mapper.keys = self.keys
-        return ChainedEventStore(self.mapper, self.recorder)
+        store = ChainedEventStore(self.mapper, self.recorder)
+        self.group_commit = GroupCommit(
+            self._store_together,
+            IntegrityError,
+            self._heads,
+            prepare=store.prepare,
+            unavailable=(OperationalError, InterfaceError),
+        )
+        return store
 
     def _key_store(self) -> KeyStore:
         datastore = getattr(self.recorder, "datastore", None)
@@ -225,17 +249,27 @@ class Engagements(Application[UUID]):
 
     def _commit(self, engagement: Engagement) -> None:
         """Store the engagement's new events, in one transaction with whatever other
-        threads of this process are saving at the same moment (domain/groupcommit.py)."""
+        threads of this process are saving at the same moment (domain/groupcommit.py);
+        they are encoded and sealed first, so what they hold can fail only this save."""
         self.group_commit.save(engagement.collect_events())
 
-    def _store_together(self, events: list[Any]) -> None:
-        """Store events of several engagements in one transaction, then snapshot."""
-        recordings = self.events.put(events)
+    def _store_together(self, prepared: list[Prepared]) -> None:
+        """Store the prepared saves of several engagements in one transaction, then
+        snapshot (a snapshot is an optimisation: failing to take one fails no save)."""
+        assert isinstance(self.events, ChainedEventStore)
+        recordings = self.events.put_prepared(prepared)
         interval = self.snapshotting_intervals[Engagement]
-        for event in events:
-            if event.originator_version % interval == 0 and self.snapshots is not None:
-                self.take_snapshot(event.originator_id, event.originator_version)
+        for save in prepared:
+            for event in save.events:
+                if event.originator_version % interval == 0 and self.snapshots is not None:
+                    self._snapshot(event.originator_id, event.originator_version)
         self._notify(recordings)
+
+    def _snapshot(self, engagement_id: UUID, version: int) -> None:
+        try:
+            self.take_snapshot(engagement_id, version)
+        except Exception as error:  # the events are stored; the next read folds them
+            log.warning("no snapshot of %s at version %d: %s", engagement_id, version, error)
 
     def _shred(self, engagement: Engagement, erasure: SubjectErased) -> None:
         """After SubjectErased was stored: erase the client on their other engagements

@@ -68,6 +68,13 @@ class InvalidValue(DomainError):
         self.field = field
 
 
+class UnstorableValue(InvalidValue):
+    """A value passed every rule but cannot be stored as standard JSON (NaN, Infinity,
+    an unpaired surrogate, nesting too deep): the command is refused, nothing written."""
+
+    code = "unstorable_value"
+
+
 class OccurredInFuture(DomainError):
     code = "occurred_in_future"
 

@@ -15,6 +15,14 @@ first version is no longer above the stored head, ``heads``) and retried alone, 
 the store refuses them; the others are written together again. So a conflict fails
 only the save that caused it, and costs the others one more round trip, not a
 transaction each.
+
+One save must never fail another, whoever sent it: everything about a save that can
+fail on its own — encoding its events (text the store cannot hold), sealing them under
+its client's key — is done by ``prepare`` in the saving thread, *before* it joins the
+queue, so such an error reaches only that save's caller. If the shared transaction
+still fails for another reason than a lost race, every save in it is retried alone
+(only the one that causes the error gets it), unless the error says the database
+itself is unavailable (``unavailable``): then it is every save's answer, at once.
 """
 
 from __future__ import annotations
@@ -25,10 +33,11 @@ from typing import Any
 
 
 class _Save:
-    __slots__ = ("error", "events", "lead", "ready", "stored")
+    __slots__ = ("error", "events", "lead", "prepared", "ready", "stored")
 
-    def __init__(self, events: Sequence[Any]) -> None:
+    def __init__(self, events: Sequence[Any], prepared: Any) -> None:
         self.events = list(events)
+        self.prepared = prepared
         self.stored = False
         self.error: BaseException | None = None
         self.lead = False
@@ -38,7 +47,7 @@ class _Save:
 class GroupCommit:
     """Coalesce concurrent ``store(events)`` calls into as few transactions as possible.
 
-    ``store`` writes a list of events in one transaction (raising on conflict);
+    ``store`` writes a list of prepared saves in one transaction (raising on conflict);
     ``conflict`` is the exception type of a refused write.
     """
 
@@ -47,12 +56,20 @@ class GroupCommit:
         store: Callable[[list[Any]], None],
         conflict: type[BaseException],
         heads: Callable[[set[Any]], dict[Any, int]] | None = None,
+        *,
+        prepare: Callable[[list[Any]], Any] | None = None,
+        unavailable: tuple[type[BaseException], ...] = (),
     ) -> None:
         """``heads`` returns the stored version of each originator id given (to find who
-        lost a race when a shared transaction is refused)."""
+        lost a race when a shared transaction is refused). ``prepare`` turns one save's
+        events into what ``store`` writes (default: the events themselves), raising if
+        they cannot be stored; ``store`` then gets the prepared saves' items, in order.
+        ``unavailable`` are the errors that mean the database itself failed."""
         self._store = store
         self._conflict = conflict
         self._heads = heads
+        self._prepare = prepare
+        self._unavailable = unavailable
         self._lock = threading.Lock()
         self._queue: list[_Save] = []
         self._leading = False
@@ -61,8 +78,12 @@ class GroupCommit:
         self.saves = 0
 
     def save(self, events: Sequence[Any]) -> None:
-        """Store ``events`` (all of one engagement) durably, or raise as ``store`` would."""
-        item = _Save(events)
+        """Store ``events`` (all of one engagement) durably, or raise as ``store`` would.
+
+        They are prepared first, here: if that fails, the error is this caller's alone
+        and nothing was queued."""
+        prepared = list(events) if self._prepare is None else self._prepare(list(events))
+        item = _Save(events, prepared)
         with self._lock:
             self._queue.append(item)
             lead = not self._leading
@@ -118,9 +139,14 @@ class GroupCommit:
                     losers = together  # cannot tell: each alone
                 later = losers + later
                 together = [item for item in together if item not in losers]
-            except BaseException as error:
+            except self._unavailable as error:
                 for item in together:
                     item.error = error
+                together = []
+            except Exception:
+                # Not a lost race and not an outage: one of them causes it. Alone, only
+                # that one fails.
+                later = together + later
                 together = []
             else:
                 together = []
@@ -142,7 +168,10 @@ class GroupCommit:
         ]
 
     def _write(self, items: list[_Save]) -> None:
-        self._store([e for item in items for e in item.events])
+        if self._prepare is None:
+            self._store([e for item in items for e in item.events])
+        else:
+            self._store([item.prepared for item in items])
         for item in items:
             item.stored = True
         self.transactions += 1

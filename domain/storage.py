@@ -21,7 +21,7 @@ import threading
 import typing
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from functools import cache
 from typing import Any
 from uuid import UUID
@@ -38,6 +38,7 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.utils import get_topic, resolve_topic
 
+from domain.errors import ClientErased
 from domain.event import PERSONAL_FIELDS, EngagementEvent
 from domain.keys import CryptoError, KeyRing
 
@@ -185,8 +186,7 @@ class SealingMapper(Mapper[UUID]):
             key_id = found
         envelope = ring.seal(key_id, context, self.transcoder.encode(picked))
         if envelope is None:
-            msg = f"the client of engagement {event.originator_id} was erased"
-            raise CryptoError(msg)
+            raise ClientErased(f"the client of engagement {event.originator_id} was erased")
         state["_sealed"] = {**envelope, "f": sorted(picked)}
 
     def _seal_snapshot(self, originator_id: UUID, state: dict[str, Any], context: str) -> None:
@@ -270,6 +270,14 @@ def open_sealed(
         event.__dict__["_sealed"] = envelope
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """One save, ready to store: its domain events and their stored (sealed, linked) form."""
+
+    events: list[DomainEventProtocol[UUID]]
+    stored: list[StoredEvent]
+
+
 class ChainedEventStore(EventStore[UUID]):
     """An event store that hash-links each engagement's events as they are stored."""
 
@@ -298,9 +306,12 @@ class ChainedEventStore(EventStore[UUID]):
         link, _ = split_state(rows[0].state)
         return link if link is not None else GENESIS
 
-    def put(
-        self, domain_events: Sequence[DomainEventProtocol[UUID]], **kwargs: Any
-    ) -> list[Recording[UUID]]:
+    def prepare(self, domain_events: Sequence[DomainEventProtocol[UUID]]) -> Prepared:
+        """Encode, seal and link events for storing (raising if any of them cannot be).
+
+        Nothing is written: this is the part of a save that can fail because of what
+        the events hold, done before the save joins a transaction shared with others.
+        """
         heads: dict[UUID, bytes] = {}
         stored_events = []
         for event in domain_events:
@@ -321,6 +332,17 @@ class ChainedEventStore(EventStore[UUID]):
                     state=MAGIC + link + stored.state,
                 )
             )
+        return Prepared(list(domain_events), stored_events)
+
+    def put(
+        self, domain_events: Sequence[DomainEventProtocol[UUID]], **kwargs: Any
+    ) -> list[Recording[UUID]]:
+        return self.put_prepared([self.prepare(domain_events)], **kwargs)
+
+    def put_prepared(self, prepared: Sequence[Prepared], **kwargs: Any) -> list[Recording[UUID]]:
+        """Store prepared saves in one transaction; return their recordings."""
+        domain_events = [e for p in prepared for e in p.events]
+        stored_events = [s for p in prepared for s in p.stored]
         notification_ids = self.recorder.insert_events(stored_events, **kwargs)
         for stored in stored_events:
             written, _ = split_state(stored.state)

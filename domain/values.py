@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
@@ -180,6 +181,10 @@ class SponsorView(StrEnum):
 
 E = TypeVar("E", bound=StrEnum)
 
+#: A UTF-16 surrogate on its own: what a JSON escape such as "\ud800" decodes to. It is
+#: not a character, so no UTF-8 text (and no event) can hold it.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
 VISION_HORIZONS = (5, 10, 20)
 GAS_LEVELS = range(-2, 3)
 GAS_WEIGHTS = range(1, 5)
@@ -332,6 +337,8 @@ def text(field: str, value: str, *, max_length: int = 10_000, required: bool = T
         raise InvalidValue(field, "must be text")
     if "\x00" in value:
         raise InvalidValue(field, "must not contain NUL characters")
+    if _SURROGATE.search(value):
+        raise InvalidValue(field, "must not contain unpaired surrogates (they are not characters)")
     stripped = value.strip()
     if required and not stripped:
         raise InvalidValue(field, "must not be empty")

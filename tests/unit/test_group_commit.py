@@ -31,8 +31,15 @@ class SlowStore:
         self.transactions: list[list[Ev]] = []
         self.lock = threading.Lock()
         self.fail_with: BaseException | None = None
+        #: While set and not yet released, the first write waits for it (see behind_a_leader).
+        self.hold: threading.Event | None = None
+
+    def wait_for_release(self) -> None:
+        if self.hold is not None:
+            self.hold.wait(5)
 
     def __call__(self, events: list[Any]) -> None:
+        self.wait_for_release()
         time.sleep(self.delay)
         with self.lock:
             if self.fail_with is not None:
@@ -60,6 +67,30 @@ def run_concurrently(commit: GroupCommit, saves: list[list[Ev]]) -> list[BaseExc
         t.start()
     for t in threads:
         t.join(timeout=10)
+    return results
+
+
+def behind_a_leader(
+    commit: GroupCommit, store: SlowStore, saves: list[list[Ev]]
+) -> list[BaseException | None]:
+    """Run ``saves`` while a first save ("first" v1) holds the leadership, writing: all of
+    them queue meanwhile and go in one batch after it."""
+    store.hold = threading.Event()
+    first = threading.Thread(target=commit.save, args=([Ev("first", 1)],))
+    first.start()
+
+    def release() -> None:
+        deadline = time.monotonic() + 5
+        while len(commit._queue) < len(saves) and time.monotonic() < deadline:
+            time.sleep(0.001)
+        assert store.hold is not None
+        store.hold.set()
+
+    releaser = threading.Thread(target=release)
+    releaser.start()
+    results = run_concurrently(commit, saves)
+    first.join()
+    releaser.join()
     return results
 
 
@@ -100,15 +131,67 @@ def test_two_saves_of_one_engagement_never_share_a_transaction() -> None:
         assert len(originators) == len(set(originators))
 
 
-def test_a_failed_transaction_reaches_every_save_in_it_and_the_next_saves_go_on() -> None:
+def test_an_unavailable_database_reaches_every_save_at_once_and_the_next_saves_go_on() -> None:
     store = SlowStore(delay=0.05)
     store.fail_with = OSError("database down")
-    commit = GroupCommit(store, Conflict)
+    attempts: list[int] = []
+
+    def counting(events: list[Any]) -> None:
+        attempts.append(len(events))
+        store(events)
+
+    commit = GroupCommit(counting, Conflict, unavailable=(OSError,))
     results = run_concurrently(commit, [[Ev(f"e{i}", 1)] for i in range(6)])
     assert all(isinstance(r, OSError) for r in results)
+    # An outage is not retried save by save: each transaction tried once.
+    assert sum(attempts) == 6
     store.fail_with = None
     commit.save([Ev("after", 1)])
     assert ("after", 1) in store.rows
+
+
+class PoisonStore(SlowStore):
+    """A store one of whose rows makes the whole transaction fail (not a conflict)."""
+
+    def __call__(self, events: list[Any]) -> None:
+        self.wait_for_release()
+        if any(e.originator_id == "poison" for e in events):
+            time.sleep(self.delay)
+            raise ValueError("this row cannot be stored")
+        super().__call__(events)
+
+
+def test_an_error_caused_by_one_save_in_a_shared_transaction_fails_only_that_save() -> None:
+    store = PoisonStore(delay=0.03)
+    commit = GroupCommit(store, Conflict, unavailable=(OSError,))
+    saves = [[Ev(f"e{i}", 1)] for i in range(7)] + [[Ev("poison", 1)]]
+    results = behind_a_leader(commit, store, saves)
+    assert [type(r) for r in results] == [type(None)] * 7 + [ValueError]
+    assert set(store.rows) == {("first", 1)} | {(f"e{i}", 1) for i in range(7)}
+
+
+def test_a_save_that_cannot_be_prepared_fails_alone_before_it_joins_anything() -> None:
+    store = SlowStore(delay=0.03)
+    prepared_by: list[str] = []
+
+    def prepare(events: list[Ev]) -> list[Ev]:
+        prepared_by.append(threading.current_thread().name)
+        if any(e.originator_id == "bad" for e in events):
+            raise UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates not allowed")
+        return events
+
+    def store_prepared(saves: list[list[Ev]]) -> None:
+        store([e for save in saves for e in save])
+
+    commit = GroupCommit(store_prepared, Conflict, prepare=prepare)
+    saves = [[Ev("bad", 1)] if i % 3 == 0 else [Ev(f"e{i}", 1)] for i in range(9)]
+    results = run_concurrently(commit, saves)
+    for i, result in enumerate(results):
+        assert isinstance(result, UnicodeEncodeError) if i % 3 == 0 else result is None
+    assert set(store.rows) == {(f"e{i}", 1) for i in range(9) if i % 3}
+    # Each save was prepared by its own thread, not by the leader of a batch.
+    assert len(set(prepared_by)) == 9
+    assert len(store.transactions) < 6
 
 
 @pytest.mark.parametrize("count", [1, 2])
@@ -128,11 +211,7 @@ def test_with_heads_a_conflict_costs_the_others_one_retry_together() -> None:
         return {o: max((v for (i, v) in store.rows if i == o), default=0) for o in originators}
 
     commit = GroupCommit(store, Conflict, heads)
-    first = threading.Thread(target=commit.save, args=([Ev("first", 1)],))
-    first.start()
-    time.sleep(0.01)  # the leader is writing "first": the next eight queue behind it
-    results = run_concurrently(commit, [[Ev(f"e{i}", 1)] for i in range(8)])
-    first.join()
+    results = behind_a_leader(commit, store, [[Ev(f"e{i}", 1)] for i in range(8)])
     assert [i for i, r in enumerate(results) if r is not None] == [3]
     # "first" alone, then the seven winners together once more after the refusal.
     assert sorted(len(t) for t in store.transactions) == [1, 7]
@@ -146,10 +225,6 @@ def test_an_error_while_finding_losers_reaches_every_unsaved_save() -> None:
         raise OSError("database down")
 
     commit = GroupCommit(store, Conflict, heads)
-    first = threading.Thread(target=commit.save, args=([Ev("first", 1)],))
-    first.start()
-    time.sleep(0.01)
-    results = run_concurrently(commit, [[Ev(f"e{i}", 1)] for i in range(8)])
-    first.join()
+    results = behind_a_leader(commit, store, [[Ev(f"e{i}", 1)] for i in range(8)])
     assert all(isinstance(r, OSError) for r in results)
     assert set(store.rows) == {("e3", 1), ("first", 1)}
