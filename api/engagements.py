@@ -24,13 +24,7 @@ from webargs.flaskparser import FlaskParser, is_json_request
 
 from api import authorization, jsonbody
 from api.authorization import Action, Scope
-from api.idempotency import (
-    IdempotencyStore,
-    StoredResponse,
-    correlation_for,
-    fingerprint,
-    scoped_key,
-)
+from api.idempotency import IdempotencyStore, StoredResponse, legacy_fingerprint
 from api.problems import problem
 from api.schemas import (
     COMMAND_SCHEMAS,
@@ -174,10 +168,15 @@ def _already_applied(engagement_id: UUID, correlation_id: UUID) -> bool:
     return any(e.metadata["correlation_id"] == correlation_id for e in history)
 
 
+#: ``run(correlation_id, engagement_id)``: the engagement is the path's, or for an open
+#: the one made with the key's claim (None without a key: the domain makes one).
+Run = Callable[[UUID, "UUID | None"], StoredResponse]
+
+
 def _idempotent(
     engagement_id: UUID | None,
-    run: Callable[[UUID], StoredResponse],
-    recover: Callable[[], StoredResponse],
+    run: Run,
+    recover: Callable[[UUID], StoredResponse],
     reauthorize: Callable[[], None],
 ) -> Response:
     """Run ``run`` at most once per Idempotency-Key; replay its answer on retries.
@@ -186,16 +185,12 @@ def _idempotent(
     before a stored answer is replayed or a half-done request recovered: rights can
     change (a coach reassigned away) and a replay must not outlive them. A refusal for
     lack of rights (403), like one that depends on the engagement's state (409, 412),
-    is not remembered: the retry is judged afresh.
+    is not remembered: the retry is judged afresh. Without a key every request gets a
+    fresh random correlation id (no header is believed).
     """
     sent_key = request.headers.get("Idempotency-Key")
     if sent_key is None:
-        header = request.headers.get("X-Correlation-Id", "")
-        try:
-            correlation_id = UUID(header) if header else uuid.uuid4()
-        except ValueError:
-            correlation_id = uuid.uuid4()
-        return _to_response(run(correlation_id))
+        return _to_response(run(uuid.uuid4(), engagement_id))
     if not 1 <= len(sent_key) <= 200 or "\x00" in sent_key:
         return problem(
             422,
@@ -204,9 +199,17 @@ def _idempotent(
             code="invalid_idempotency_key",
         )
     principal = current_principal()
-    firm_id, key = principal.firm_id, scoped_key(principal.user_id, sent_key)
+    firm_id, user_id = principal.firm_id, principal.user_id
     store: IdempotencyStore = _services().idempotency
-    claim = store.claim(firm_id, key, fingerprint(request.method, request.path, request.get_data()))
+    raw = request.get_data()
+    claim = store.claim(
+        firm_id,
+        user_id,
+        sent_key,
+        store.fingerprint(request.method, request.path, raw),
+        legacy_fingerprint(request.method, request.path, raw),
+        engagement_id,
+    )
     if claim.state in ("replay", "abandoned"):
         # Raises when the caller may no longer do this. An abandoned claim then stays
         # unanswered (it may have written): a later retry finds and recovers it.
@@ -228,17 +231,17 @@ def _idempotent(
             code="idempotency_key_in_flight",
             headers={"Retry-After": "1"},
         )
-    correlation_id = correlation_for(firm_id, key)
+    target = engagement_id or claim.engagement_id
     if (
         claim.state == "abandoned"
-        and engagement_id
-        and _already_applied(engagement_id, correlation_id)
+        and target is not None
+        and _already_applied(target, claim.correlation_id)
     ):
-        stored = recover()
-        store.complete(firm_id, key, stored)
+        stored = recover(target)
+        store.complete(firm_id, user_id, sent_key, stored)
         return _to_response(stored)
     try:
-        stored = run(correlation_id)
+        stored = run(claim.correlation_id, target)
     except Exception as error:
         # A refused command wrote nothing. A client error is the answer to this key; a
         # server-side failure is not, so the key is released for a retry.
@@ -246,7 +249,8 @@ def _idempotent(
         if 400 <= response.status_code < 500 and response.status_code not in (403, 409, 412):
             store.complete(
                 firm_id,
-                key,
+                user_id,
+                sent_key,
                 StoredResponse(
                     response.status_code,
                     {k: v for k, v in response.headers.items() if k in ("ETag", "Content-Type")},
@@ -254,9 +258,9 @@ def _idempotent(
                 ),
             )
         else:
-            store.release(firm_id, key)
+            store.release(firm_id, user_id, sent_key)
         return response
-    store.complete(firm_id, key, stored)
+    store.complete(firm_id, user_id, sent_key, stored)
     return _to_response(stored)
 
 
@@ -306,28 +310,22 @@ class EngagementCollection(MethodView):
             authorization.require(principal, Action.OPEN, {"coach_id": body.get("coach_id")})
 
         authorize()
-        key = request.headers.get("Idempotency-Key")
-        if body.get("engagement_id") is None and key is not None:
-            body["engagement_id"] = correlation_for(
-                principal.firm_id, scoped_key(principal.user_id, key)
-            )
-        engagement_id: UUID | None = body.get("engagement_id")
 
-        def run(correlation_id: UUID) -> StoredResponse:
-            ctx = _context(body, correlation_id)
+        def run(correlation_id: UUID, engagement_id: UUID | None) -> StoredResponse:
+            # The id is never the client's choice: random, made here or with the claim.
+            fields = dict(body)
+            ctx = _context(fields, correlation_id)
+            command = OpenEngagement(**fields, engagement_id=engagement_id)
             try:
-                result = _engagements().open_engagement(ctx, OpenEngagement(**body))
+                result = _engagements().open_engagement(ctx, command)
             except EngagementAlreadyExists:
+                # Only a keyed retry can name an id that exists: the first attempt's.
                 if engagement_id and _already_applied(engagement_id, correlation_id):
                     return _current(engagement_id, 201)
                 raise
             return _result(result, 201)
 
-        def recover() -> StoredResponse:
-            assert engagement_id is not None  # recovery needs a known id
-            return _current(engagement_id, 201)
-
-        return _idempotent(engagement_id, run, recover, authorize)
+        return _idempotent(None, run, lambda opened: _current(opened, 201), authorize)
 
 
 def _command_view(command_type: type[Command]) -> Callable[..., Response]:
@@ -342,7 +340,7 @@ def _command_view(command_type: type[Command]) -> Callable[..., Response]:
         def reauthorize() -> None:
             authorize(_engagements().get(principal.firm_id, engagement_id))
 
-        def run(correlation_id: UUID) -> StoredResponse:
+        def run(correlation_id: UUID, _: UUID | None) -> StoredResponse:
             fields = dict(body)
             ctx = _context(fields, correlation_id)
             command = command_type(engagement_id=engagement_id, **fields)
@@ -350,7 +348,7 @@ def _command_view(command_type: type[Command]) -> Callable[..., Response]:
             result = _engagements().execute(ctx, command, _expected_version(), authorize=authorize)
             return _result(result)
 
-        return _idempotent(engagement_id, run, lambda: _current(engagement_id), reauthorize)
+        return _idempotent(engagement_id, run, _current, reauthorize)
 
     view.__name__ = f"post_{command_type.METHOD}"
     view.__doc__ = (command_type.__doc__ or "").strip()

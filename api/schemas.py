@@ -321,7 +321,8 @@ def record_schema(cls: type[Any]) -> type[Schema]:
 COMMAND_SCHEMAS: dict[type[Command], type[Schema]] = {
     cmd: _command_schema(cmd, {"engagement_id"}) for cmd in ENGAGEMENT_COMMANDS
 }
-OpenEngagementRequest = _command_schema(OpenEngagement, set())
+#: The id of a new engagement is never the client's to choose (it is random).
+OpenEngagementRequest = _command_schema(OpenEngagement, {"engagement_id"})
 
 
 class CommandResultSchema(Schema):

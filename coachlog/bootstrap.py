@@ -11,7 +11,7 @@ from psycopg import sql
 
 from api import Services
 from api.accounts import Accounts
-from api.idempotency import IdempotencyStore
+from api.idempotency import SECRET_PURPOSE, IdempotencyStore
 from coachlog.settings import Settings
 from domain.application import Engagements
 from projections.database import Cursor, Database, PostgresDatabase, SqliteDatabase
@@ -112,7 +112,7 @@ def _services(settings: Settings) -> Services:
         engagements=engagements,
         db=db,
         accounts=Accounts(db),
-        idempotency=IdempotencyStore(db),
+        idempotency=IdempotencyStore(db, engagements.keys.master.derive(SECRET_PURPOSE)),
         progress=progress,
         dashboards=Dashboards(
             progress,

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import json
 import logging
 import os
@@ -84,6 +85,12 @@ class MasterKey:
     def key_id(self) -> str:
         """First 16 hex digits of SHA-256 of the key: names it in error messages."""
         return hashlib.sha256(b"coachlog-master:" + self.secret.encode()).hexdigest()[:16]
+
+    def derive(self, purpose: str) -> bytes:
+        """A 32-byte secret for one purpose (HMAC-SHA256 of the purpose under the master
+        key): other secrets need not be configured, and none of them opens a data key."""
+        raw = base64.b64decode(self.secret.encode())
+        return hmac.new(raw, b"coachlog-derive:" + purpose.encode(), hashlib.sha256).digest()
 
     def wrap(self, key_id: str, data_key: str) -> str:
         """Encrypt a data key, bound to its id."""

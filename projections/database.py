@@ -82,6 +82,10 @@ class Database:
         except (sqlite3.Error, psycopg.Error) as error:
             raise DatabaseUnavailable(str(error)) from error
 
+    def table_exists(self, name: str) -> bool:
+        """Tell whether a table of that name exists (in the configured schema)."""
+        raise NotImplementedError
+
     def run_script(self, statements: Sequence[str]) -> None:
         """Run DDL statements (idempotent CREATE ... IF NOT EXISTS) in one transaction."""
         with self.transaction() as cursor:
@@ -123,6 +127,13 @@ class SqliteDatabase(Database):
             raise
         finally:
             conn.close()
+
+    def table_exists(self, name: str) -> bool:
+        with self.read() as cursor:
+            cursor.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = %s", (name,)
+            )
+            return cursor.fetchone() is not None
 
     def read(self) -> AbstractContextManager[Cursor]:
         """A deferred transaction: under WAL, readers never wait for the writer."""
@@ -204,6 +215,14 @@ class PostgresDatabase(Database):
             raise
         conn_cm.__exit__(None, None, None)
         return row
+
+    def table_exists(self, name: str) -> bool:
+        row = self.read_row(
+            "SELECT 1 FROM information_schema.tables"
+            " WHERE table_schema = current_schema() AND table_name = %s",
+            (name,),
+        )
+        return row is not None
 
     def create_schema(self) -> None:
         """Create the configured schema if it does not exist."""

@@ -34,7 +34,6 @@ from api.accounts import token_hash
 from coachlog.bootstrap import bootstrap_services
 from coachlog.settings import Settings
 from domain.commands import ENGAGEMENT_COMMANDS, EraseSubject, ReassignCoach
-from domain.errors import EngagementNotFound
 from projections.runner import ProjectionRunner
 from tests.api.conftest import (
     FIRM,
@@ -480,20 +479,21 @@ def test_a_refusal_comes_before_if_match(world: World) -> None:
 @pytest.mark.parametrize("role", ROLES)
 def test_opening_an_engagement(world: World, role: str) -> None:
     for target, coach in (("own", "coach-1"), ("other", "coach-2")):
-        engagement_id = str(uuid.uuid4())
-        body = opening_body(engagement_id=engagement_id, coach_id=coach, client_id="client-x")
+        client_id = f"client-{role}-{target}"
+        body = opening_body(coach_id=coach, client_id=client_id)
         response = world.call(role, "POST", "/engagements", body)
         status = expected(role, "open", target)
+        opened_for_client = world.services.engagements.keys.store.engagements_of(NORTH, client_id)
         if status == 200:
             assert response.status_code == 201, response.get_json()
-            assert response.get_json()["engagement_id"] == engagement_id
+            engagement_id = response.get_json()["engagement_id"]
+            assert [str(e) for e in opened_for_client] == [engagement_id]
             opened = world.services.engagements.get(NORTH, uuid.UUID(engagement_id))
             assert opened.coach_id == coach
             world.north_ids.add(engagement_id)
         else:
             assert_problem(response, 403, "forbidden")
-            with pytest.raises(EngagementNotFound):
-                world.services.engagements.get(NORTH, uuid.UUID(engagement_id))
+            assert opened_for_client == []
 
 
 # -- lists, portfolios, the firm ---------------------------------------------------------

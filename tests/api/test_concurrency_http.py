@@ -2,28 +2,26 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
-import time
 import uuid
 from collections.abc import Callable
-from decimal import Decimal
 from typing import Any
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from api import Services
+from api import Services, create_app
 from api.idempotency import (
     CLAIM_TIMEOUT_SECONDS,
-    KEY_TTL_SECONDS,
-    correlation_for,
-    fingerprint,
-    scoped_key,
+    TABLE,
+    IdempotencyStore,
+    StoredResponse,
+    legacy_fingerprint,
 )
-from domain.commands import OpenEngagement, PauseEngagement
-from domain.context import CommandContext
 from tests.api.conftest import (
     FIRM,
     OTHER_FIRM,
@@ -37,11 +35,12 @@ from tests.api.conftest import (
 WELLBEING = {"confidence": 6, "stress": 4, "motivation": 8, "imposter_feelings": 5}
 #: The user of the ``auth`` fixture: keys are stored per user.
 COACH = "coach-1"
+#: How versions before keyed hashes derived ids from a key (an attacker can too).
+_OLD_NAMESPACE = uuid.UUID("6f1c1f0e-5d8a-4b8e-9a43-2f1f3b6c0d11")
 
 
-def _correlation(key: str, user: str = COACH) -> uuid.UUID:
-    """The correlation id of ``user``'s requests with Idempotency-Key ``key``."""
-    return correlation_for(FIRM, scoped_key(user, key))
+def _derived(key: str, user: str = COACH, firm: str = FIRM) -> uuid.UUID:
+    return uuid.uuid5(_OLD_NAMESPACE, f"{firm}\x00{user}:{key}")
 
 
 def _post_raw(
@@ -153,7 +152,8 @@ def test_a_retried_open_returns_the_first_answer_and_writes_nothing(
     assert first.status_code == 201
     assert "Idempotent-Replayed" not in first.headers
     engagement_id = first.get_json()["engagement_id"]
-    assert engagement_id == str(_correlation("open-grace-1"))
+    assert engagement_id != str(_derived("open-grace-1"))
+    assert uuid.UUID(engagement_id).version == 4
     for _ in range(2):
         again = client.post("/engagements", json=opening_body(), headers=headers)
         assert again.status_code == 201
@@ -162,7 +162,8 @@ def test_a_retried_open_returns_the_first_answer_and_writes_nothing(
         assert again.headers["ETag"] == '"1"'
         assert again.headers["Location"] == first.headers["Location"]
     assert len(history(client, auth, engagement_id)) == 1
-    assert history(client, auth, engagement_id)[0]["metadata"]["correlation_id"] == engagement_id
+    correlation_id = history(client, auth, engagement_id)[0]["metadata"]["correlation_id"]
+    assert correlation_id not in (engagement_id, str(_derived("open-grace-1")))
 
 
 def test_a_retried_command_returns_the_first_answer_and_writes_nothing(
@@ -195,7 +196,9 @@ def test_a_retried_command_returns_the_first_answer_and_writes_nothing(
         "WellbeingChecked",
         "WinCelebrated",
     ]
-    assert events[1]["metadata"]["correlation_id"] == str(_correlation(keyed["Idempotency-Key"]))
+    correlation_id = events[1]["metadata"]["correlation_id"]
+    assert correlation_id != str(_derived(keyed["Idempotency-Key"]))
+    assert uuid.UUID(correlation_id).version == 4
 
 
 def test_the_same_key_with_another_request_is_422(
@@ -267,20 +270,29 @@ def test_a_refused_commands_answer_is_replayed_too(
     assert len(history(client, auth, engagement_id)) == 1
 
 
-def _abandon_claim(services: Services, firm: str, key: str, path: str, raw: bytes) -> None:
-    """Leave the claim a request makes before running, as if it died right after."""
-    claimed = time.time() - CLAIM_TIMEOUT_SECONDS - 5
+class ProcessDied(BaseException):
+    """What the request handler sees when its process is killed: nothing more runs."""
+
+
+class DiesBeforeAnswering(IdempotencyStore):
+    """The real key store, in a process that dies after the command wrote its events and
+    before the answer is recorded."""
+
+    def complete(self, firm_id: str, user_id: str, key: str, response: StoredResponse) -> None:
+        raise ProcessDied
+
+
+def _dying_client(services: Services) -> FlaskClient:
+    store = services.idempotency
+    dying = DiesBeforeAnswering(store.db, store._secret)
+    return create_app(dataclasses.replace(services, idempotency=dying)).test_client()
+
+
+def _claims_look_abandoned(services: Services) -> None:
+    """Let the claims age past the timeout after which a retry may take them over."""
     with services.db.transaction() as cur:
         cur.execute(
-            "INSERT INTO coachlog_idempotency (firm_id, idem_key, fingerprint, claimed_at,"
-            " expires_at) VALUES (%s, %s, %s, %s, %s)",
-            (
-                firm,
-                scoped_key(COACH, key),
-                fingerprint("POST", path, raw),
-                claimed,
-                claimed + KEY_TTL_SECONDS,
-            ),
+            f"UPDATE {TABLE} SET claimed_at = claimed_at - %s", (CLAIM_TIMEOUT_SECONDS + 5,)
         )
 
 
@@ -291,26 +303,20 @@ def test_a_request_that_died_after_writing_is_recognised_on_retry(
     key = "pause-before-crash"
     path = f"/engagements/{engagement_id}/pause-engagement"
     body = {"reason": "Client on holiday"}
-    raw = json.dumps(body).encode()
-    # The first attempt wrote its events with the key's correlation id, then died.
-    ctx = CommandContext(
-        actor_id="coach-1",
-        actor_role="coach",
-        firm_id=FIRM,
-        correlation_id=_correlation(key),
-    )
-    services.engagements.execute(
-        ctx, PauseEngagement(engagement_id=uuid.UUID(engagement_id), reason="Client on holiday")
-    )
-    _abandon_claim(services, FIRM, key, path, raw)
+    with pytest.raises(ProcessDied):
+        _post_raw(_dying_client(services), path, body, {**auth, "Idempotency-Key": key})
+    events = history(client, auth, engagement_id)
+    assert [e["event_type"] for e in events] == ["EngagementOpened", "EngagementPaused"]
+    # Until the claim times out, a retry is told to wait rather than run twice.
+    waiting, _ = _post_raw(client, path, body, {**auth, "Idempotency-Key": key})
+    assert_problem(waiting, 409, "idempotency_key_in_flight")
+    _claims_look_abandoned(services)
 
-    retry, sent = _post_raw(client, path, body, {**auth, "Idempotency-Key": key})
-    assert sent == raw
+    retry, _ = _post_raw(client, path, body, {**auth, "Idempotency-Key": key})
     assert retry.status_code == 200, retry.get_json()
     assert retry.get_json() == {"engagement_id": engagement_id, "version": 2, "result": None}
     assert retry.headers["ETag"] == '"2"'
-    events = history(client, auth, engagement_id)
-    assert [e["event_type"] for e in events] == ["EngagementOpened", "EngagementPaused"]
+    assert len(history(client, auth, engagement_id)) == 2
     # The recovered answer is now the key's answer.
     replay, _ = _post_raw(client, path, body, {**auth, "Idempotency-Key": key})
     assert replay.headers["Idempotent-Replayed"] == "true"
@@ -322,21 +328,19 @@ def test_an_open_that_died_after_writing_is_recognised_on_retry(
     client: FlaskClient, auth: dict[str, str], services: Services
 ) -> None:
     key = "open-before-crash"
-    body = opening_body()
-    raw = json.dumps(body).encode()
-    engagement_id = _correlation(key)
-    ctx = CommandContext(
-        actor_id="coach-1", actor_role="coach", firm_id=FIRM, correlation_id=engagement_id
-    )
-    fields = {**body, "fee_per_session": Decimal(body["fee_per_session"])}
-    services.engagements.open_engagement(ctx, OpenEngagement(**fields, engagement_id=engagement_id))
-    _abandon_claim(services, FIRM, key, "/engagements", raw)
+    body = opening_body(client_id="client-crash")
+    with pytest.raises(ProcessDied):
+        _post_raw(_dying_client(services), "/engagements", body, {**auth, "Idempotency-Key": key})
+    _claims_look_abandoned(services)
 
     retry, _ = _post_raw(client, "/engagements", body, {**auth, "Idempotency-Key": key})
     assert retry.status_code == 201, retry.get_json()
-    assert retry.get_json()["engagement_id"] == str(engagement_id)
+    engagement_id = retry.get_json()["engagement_id"]
     assert retry.headers["Location"] == f"/engagements/{engagement_id}"
-    assert len(history(client, auth, str(engagement_id))) == 1
+    assert len(history(client, auth, engagement_id)) == 1
+    # Exactly one engagement of that client exists: the one the first attempt wrote.
+    opened = services.engagements.keys.store.engagements_of(FIRM, "client-crash")
+    assert [str(e) for e in opened] == [engagement_id]
 
 
 def test_an_abandoned_claim_that_wrote_nothing_runs_once_on_retry(
@@ -345,13 +349,26 @@ def test_an_abandoned_claim_that_wrote_nothing_runs_once_on_retry(
     engagement_id = open_engagement(client, auth)
     key = "died-before-writing"
     path = f"/engagements/{engagement_id}/check-wellbeing"
-    _abandon_claim(services, FIRM, key, path, json.dumps(WELLBEING).encode())
+    raw = json.dumps(WELLBEING).encode()
+    store = services.idempotency
+    claim = store.claim(
+        FIRM,
+        COACH,
+        key,
+        store.fingerprint("POST", path, raw),
+        legacy_fingerprint("POST", path, raw),
+        uuid.UUID(engagement_id),
+    )
+    assert claim.state == "new"  # ... and the process died before running the command
+    _claims_look_abandoned(services)
     retry, _ = _post_raw(client, path, WELLBEING, {**auth, "Idempotency-Key": key})
     assert retry.status_code == 200
     assert retry.get_json()["version"] == 2
     again, _ = _post_raw(client, path, WELLBEING, {**auth, "Idempotency-Key": key})
     assert again.headers["Idempotent-Replayed"] == "true"
     assert len(history(client, auth, engagement_id)) == 2
+    written = history(client, auth, engagement_id)[1]["metadata"]["correlation_id"]
+    assert written == str(claim.correlation_id)
 
 
 def test_a_key_still_in_flight_is_409(
@@ -360,19 +377,16 @@ def test_a_key_still_in_flight_is_409(
     engagement_id = open_engagement(client, auth)
     key = "in-flight"
     path = f"/engagements/{engagement_id}/check-wellbeing"
-    now = time.time()
-    with services.db.transaction() as cur:
-        cur.execute(
-            "INSERT INTO coachlog_idempotency (firm_id, idem_key, fingerprint, claimed_at,"
-            " expires_at) VALUES (%s, %s, %s, %s, %s)",
-            (
-                FIRM,
-                scoped_key(COACH, key),
-                fingerprint("POST", path, json.dumps(WELLBEING).encode()),
-                now,
-                now + 60,
-            ),
-        )
+    raw = json.dumps(WELLBEING).encode()
+    store = services.idempotency
+    store.claim(
+        FIRM,
+        COACH,
+        key,
+        store.fingerprint("POST", path, raw),
+        legacy_fingerprint("POST", path, raw),
+        uuid.UUID(engagement_id),
+    )
     response, _ = _post_raw(client, path, WELLBEING, {**auth, "Idempotency-Key": key})
     assert_problem(response, 409, "idempotency_key_in_flight")
     assert response.headers["Retry-After"] == "1"

@@ -286,7 +286,7 @@ def unreachable(services: Services) -> Iterator[Services]:
             services,
             db=dead,
             accounts=Accounts(dead),
-            idempotency=IdempotencyStore(dead),
+            idempotency=IdempotencyStore(dead, bytes(32)),
             progress=ProgressStore(dead),
         )
     finally:

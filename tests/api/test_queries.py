@@ -236,7 +236,10 @@ def test_history_lists_every_event_with_its_metadata(
     assert paused["metadata"]["actor_id"] == "firm-admin-1"
     assert paused["metadata"]["actor_role"] == "firm_admin"
     assert paused["metadata"]["firm_id"] == FIRM
-    assert paused["metadata"]["correlation_id"] == correlation
+    # The correlation id is the server's (a header naming one is not believed); the
+    # causation id is the client's to give.
+    assert paused["metadata"]["correlation_id"] != correlation
+    assert uuid.UUID(paused["metadata"]["correlation_id"]).version == 4
     assert paused["metadata"]["causation_id"] == cause
     assert paused["recorded_at"] >= opened["recorded_at"]
 

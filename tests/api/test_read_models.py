@@ -59,13 +59,15 @@ def _record_through_api(client: FlaskClient, auth: dict[str, str], engagements: 
     for opening, steps in firm_timelines(17, engagements, TODAY, FIRM):
         ctx, command = opening
         body = {**_plain(command.arguments()), "occurred_at": ctx.occurred_at.isoformat()}  # type: ignore[union-attr]
+        del body["engagement_id"]  # the server makes the id
         response = client.post("/engagements", json=body, headers=auth)
         assert response.status_code == 201, response.get_json()
+        engagement_id = response.get_json()["engagement_id"]
         sent += 1
         for step_ctx, step in steps[: rng.randint(3, 30)]:
             body = {**_plain(step.arguments()), "occurred_at": step_ctx.occurred_at.isoformat()}  # type: ignore[union-attr]
             response = client.post(
-                f"/engagements/{step.engagement_id}/{_slug(step)}", json=body, headers=auth
+                f"/engagements/{engagement_id}/{_slug(step)}", json=body, headers=auth
             )
             assert response.status_code == 200, (type(step).__name__, response.get_json())
             sent += 1
