@@ -1,9 +1,12 @@
-"""Marshmallow schemas, derived from the domain's command and record dataclasses.
+"""Marshmallow schemas, derived from the domain's declarations of each field.
 
-The command dataclasses are the contract of each use case; deriving request schemas
-from their type hints keeps the API, its OpenAPI document and the domain in step.
-Ranges and enums become OpenAPI constraints, so clients see them before they are
-refused; the domain still checks everything itself.
+A command's request schema is built from its fields as domain/fields.py declares them
+(through the event the command records): bounds become ``minimum``/``maximum``, text
+limits ``maxLength`` and a ``pattern``, vocabularies and ISO 4217 codes ``enum``, ids
+``format: uuid``, money a decimal string within the bounds of ``Money``. Each
+field then runs the domain's own check of its declaration (domain/checks.py), so a
+value the schema lets through is one the domain accepts, and the 422 names the field
+before any engagement is loaded. Response schemas are typed only.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
+import pycountry
 from marshmallow import (
     EXCLUDE,
     RAISE,
@@ -30,32 +34,35 @@ from marshmallow import (
 )
 from marshmallow import fields as mf
 
+from domain.checks import check
 from domain.commands import ENGAGEMENT_COMMANDS, Command, OpenEngagement
 from domain.errors import InvalidValue
+from domain.fields import (
+    USER_ID_PATTERN,
+    Amount,
+    Between,
+    Currency,
+    Declared,
+    Freeform,
+    Id,
+    Items,
+    Label,
+    Levels,
+    OneOf,
+    PersonId,
+    Share,
+    Text,
+    declaration,
+)
 from domain.goals import SmartGoal
 from domain.state import STATE_RECORDS, EngagementState
-from domain.values import MONEY_INTEGER_DIGITS, MONEY_MAX_PLACES, Money
-
-#: OpenAPI (and early 422) bounds for integer and decimal fields, by field name.
-INT_RANGES: dict[str, tuple[int, int]] = {
-    "score": (-2, 2),
-    "weight": (1, 4),
-    "confidence": (0, 10),
-    "stress": (0, 10),
-    "motivation": (0, 10),
-    "imposter_feelings": (0, 10),
-    "baseline": (0, 10),
-    "before": (0, 10),
-    "after": (0, 10),
-    "satisfaction": (1, 5),
-    "nps": (0, 10),
-    "duration_minutes": (1, 480),
-    "planned_sessions": (1, 500),
-    "cadence_days": (1, 365),
-    "minutes": (1, 1440),
-}
-FRACTIONS = {"attribution", "confidence"}
-MONEY = {"amount", "annualized_value", "fee_per_session"}
+from domain.values import (
+    FRACTION_PLACES,
+    MONEY_INTEGER_DIGITS,
+    MONEY_MAX_PLACES,
+    Money,
+    currency_code,
+)
 
 
 def _optional(hint: Any) -> tuple[Any, bool]:
@@ -72,12 +79,28 @@ def _optional(hint: Any) -> tuple[Any, bool]:
 MAX_VERSION = 2**31 - 1
 
 
+#: An RFC 3339 date-time whose year (0002-9998) keeps it placeable in UTC whatever its
+#: offset: ``0001-01-01T00:00:00+01:00`` is valid ISO 8601, but lies before
+#: ``datetime.min`` in UTC, and the domain refuses it.
+MOMENT_PATTERN = (
+    r"^(000[2-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])"
+    r"-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
+    r"T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]+)?"
+    r"(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$"
+)
+
+
 class UtcDateTime(mf.AwareDateTime):
     """A date-time with an offset that can also be expressed in UTC.
 
     ``0001-01-01T00:00:00+01:00`` is a valid ISO 8601 string, but it lies before
-    ``datetime.min`` in UTC, and converting it (as the domain does) overflows.
+    ``datetime.min`` in UTC, and converting it (as the domain does) overflows; the
+    document says so with :data:`MOMENT_PATTERN`.
     """
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs["metadata"] = {"pattern": MOMENT_PATTERN, **kwargs.get("metadata", {})}
+        super().__init__(**kwargs)
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
         moment: datetime = super()._deserialize(value, attr, data, **kwargs)
@@ -90,6 +113,30 @@ class UtcDateTime(mf.AwareDateTime):
 
 #: What a decimal looks like on the wire ("150.00", "0.4", "1E+3").
 DECIMAL_PATTERN = r"^-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$"
+
+#: A share from 0 to 1 on the wire ("0", "0.35", "1.0").
+FRACTION_PATTERN = rf"^(0(\.[0-9]{{1,{FRACTION_PLACES}}})?|1(\.0{{1,{FRACTION_PLACES}}})?)$"
+
+#: The characters Python's ``str.strip()`` removes (``str.isspace``), spelled so that an
+#: ECMA-262 pattern (JSON Schema's) means the same as Python does; the domain strips
+#: exactly these before it judges text blank (tests/unit/test_fields.py checks the list).
+WHITESPACE = r"\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+#: Text that is not blank: whitespace, then something else, and no NUL anywhere.
+FILLED_TEXT_PATTERN = rf"^[{WHITESPACE}]*[^{WHITESPACE}\u0000][^\u0000]*$"
+#: Text that may be empty, but holds no NUL.
+ANY_TEXT_PATTERN = r"^[^\u0000]*$"
+
+
+def _keepable(code: str) -> bool:
+    try:
+        currency_code("currency", code)
+    except InvalidValue:
+        return False
+    return True
+
+
+#: The ISO 4217 codes the domain keeps money in (those with a minor unit).
+CURRENCY_CODES = sorted(c.alpha_3 for c in pycountry.currencies if _keepable(c.alpha_3))
 
 
 class DecimalString(mf.Decimal):
@@ -141,28 +188,8 @@ class MoneyString(DecimalString):
             raise ValidationError(error.message.partition(": ")[2]) from None
 
 
-def money_checks(money_fields: list[str]) -> Any:
-    """A schema validator: each amount in whole minor units of the body's currency."""
-
-    @validates_schema(skip_on_field_errors=True)
-    def check_money(self: Schema, data: dict[str, Any], **_: Any) -> None:
-        errors: dict[str, list[str]] = {}
-        for name in money_fields:
-            if data.get(name) is None or not isinstance(data.get("currency"), str):
-                continue
-            try:
-                Money.of(name, data[name], data["currency"])
-            except InvalidValue as error:
-                field = "currency" if error.field.endswith(".currency") else name
-                errors[field] = [error.message.partition(": ")[2]]
-        if errors:
-            raise ValidationError(errors)
-
-    return check_money
-
-
 def field_for(name: str, hint: Any, **kwargs: Any) -> mf.Field[Any]:
-    """Return the marshmallow field for a dataclass field's type hint."""
+    """Return the marshmallow field for a type hint (answers: types only, no bounds)."""
     hint, nullable = _optional(hint)
     if nullable:
         kwargs.setdefault("allow_none", True)
@@ -181,15 +208,8 @@ def field_for(name: str, hint: Any, **kwargs: Any) -> mf.Field[Any]:
     if hint is bool:
         return mf.Boolean(**kwargs)
     if hint is int:
-        bounds = INT_RANGES.get(name)
-        if bounds and "validate" not in kwargs:
-            kwargs["validate"] = validate.Range(*bounds)
         return mf.Integer(strict=True, **kwargs)
     if hint is Decimal:
-        if name in FRACTIONS:
-            kwargs.setdefault("validate", validate.Range(0, 1))
-        elif name in MONEY:
-            return MoneyString(**kwargs)
         return DecimalString(**kwargs)
     if hint is datetime:
         return UtcDateTime(format="iso", **kwargs)
@@ -198,15 +218,154 @@ def field_for(name: str, hint: Any, **kwargs: Any) -> mf.Field[Any]:
     if hint is UUID:
         return mf.UUID(**kwargs)
     if hint is str:
-        if name == "currency":
-            kwargs.setdefault("validate", validate.Regexp(r"^[A-Z]{3}$"))
         return mf.String(**kwargs)
-    if hint is SmartGoal:
-        return mf.Nested(SmartGoalSchema, **kwargs)
     if is_dataclass(hint) and isinstance(hint, type):
         return mf.Nested(record_schema(hint), **kwargs)
     msg = f"no schema field for {name}: {hint!r}"
     raise TypeError(msg)
+
+
+class Conforms(validate.Validator):
+    """The domain's own check of a field's declaration (domain/checks.py).
+
+    It runs after the field's standard validators (which give the document its bounds
+    and the client their familiar messages) and stays silent when one of those already
+    refused the value, so each problem is reported once.
+    """
+
+    def __init__(self, spec: Declared, before: list[validate.Validator]) -> None:
+        self.spec = spec
+        self.before = before
+
+    def __call__(self, value: Any) -> Any:
+        for validator in self.before:
+            try:
+                validator(value)
+            except ValidationError:
+                return value
+        try:
+            check(self.spec, value)
+        except InvalidValue as error:
+            raise ValidationError(_message(error)) from None
+        return value
+
+
+def _message(error: InvalidValue) -> str:
+    """The domain's message without the field name (the problem's errors key it)."""
+    return error.message.partition(": ")[2]
+
+
+def _text_schema(shape: Text) -> dict[str, Any]:
+    """The JSON Schema of a text field (also for the descriptions of a goal's levels)."""
+    return {
+        "type": "string",
+        "minLength": 1 if shape.required else 0,
+        "maxLength": shape.max_length,
+        "pattern": FILLED_TEXT_PATTERN if shape.required else ANY_TEXT_PATTERN,
+    }
+
+
+def _levels_schema(spec: Declared, scale: Levels) -> type[Schema]:
+    item = spec.item
+    if item is None or item.get(Text) is None:
+        msg = f"{spec.name}: the levels of a scale are described in text"
+        raise TypeError(msg)
+    described = {level: request_field(item, required=True) for level in scale.levels}
+    schema: type[Schema] = RequestSchema.from_dict(described, name="GoalLevels")
+    return schema
+
+
+def request_field(spec: Declared, **kwargs: Any) -> mf.Field[Any]:
+    """The request field of a declared command field: the constraints its declaration
+    states, documented and enforced."""
+    if spec.optional:
+        kwargs.setdefault("allow_none", True)
+    metadata: dict[str, Any] = kwargs.pop("metadata", {})
+    standard: list[validate.Validator] = []
+    field_class: Any
+    extra: dict[str, Any] = {}
+    if spec.origin is list:
+        rules = spec.get(Items) or Items()
+        if spec.item is None:
+            msg = f"{spec.name}: a list field declares its items"
+            raise TypeError(msg)
+        if rules.min_items:
+            standard.append(validate.Length(min=rules.min_items))
+        if rules.distinct:
+            metadata["uniqueItems"] = True
+        if rules.ignore_case:
+            metadata["description"] = f"No {rules.noun} twice, ignoring case."
+        field_class, extra = mf.List, {"cls_or_instance": request_field(spec.item)}
+    elif spec.origin is dict and spec.get(Levels) is not None:
+        scale = spec.get(Levels)
+        assert scale is not None
+        levels = _levels_schema(spec, scale)
+        return mf.Nested(levels, **kwargs, metadata=metadata)
+    elif spec.origin is dict:
+        freeform = spec.get(Freeform)
+        if freeform is None:
+            msg = f"{spec.name}: a free-form object declares its limits"
+            raise TypeError(msg)
+        metadata["minProperties"] = 1
+        metadata.setdefault(
+            "description",
+            f"Free-form findings: at most {freeform.max_depth} levels deep and "
+            f"{freeform.max_bytes} bytes as compact JSON, no NUL characters anywhere.",
+        )
+        field_class, extra = mf.Dict, {"keys": mf.String(), "values": mf.Raw(allow_none=True)}
+    elif (amount := spec.get(Amount)) is not None:
+        if amount.positive_for:
+            metadata["not"] = {"pattern": r"^[0.]*$"}  # "0", "0.00": nothing to pay
+        field_class = MoneyString
+    elif spec.has(Share):
+        metadata["pattern"] = FRACTION_PATTERN
+        metadata["description"] = (
+            f'A share from 0 to 1, at most {FRACTION_PLACES} decimal places (e.g. "0.35").'
+        )
+        field_class = DecimalString
+    elif spec.type is int:
+        field_class, extra = mf.Integer, {"strict": True}
+        choice, bounds = spec.get(OneOf), spec.get(Between)
+        if choice is not None:
+            standard.append(validate.OneOf(choice.values))
+        elif bounds is not None:
+            standard.append(validate.Range(int(bounds.low), int(bounds.high)))
+    elif spec.type is str:
+        field_class = mf.String
+        choice, shape, label = spec.get(OneOf), spec.get(Text), spec.get(Label)
+        if choice is not None:
+            standard.append(validate.OneOf(choice.values))
+        elif spec.has(Currency):
+            metadata["enum"] = CURRENCY_CODES
+        elif spec.has(PersonId):
+            metadata["pattern"] = USER_ID_PATTERN
+        elif spec.has(Id):
+            metadata["format"] = "uuid"
+        elif label is not None:
+            metadata["pattern"] = Label.PATTERN
+            standard.append(validate.Length(min=1, max=label.max_length))
+        elif shape is not None:
+            metadata["pattern"] = _text_schema(shape)["pattern"]
+            standard.append(validate.Length(min=1 if shape.required else 0, max=shape.max_length))
+        else:
+            msg = f"{spec.name}: a text field declares its shape"
+            raise TypeError(msg)
+    elif spec.type is bool:
+        field_class = mf.Boolean
+    elif spec.type is datetime:
+        field_class, extra = UtcDateTime, {"format": "iso"}
+    elif spec.type is date:
+        field_class = mf.Date
+    elif spec.type is UUID:
+        field_class = mf.UUID
+    elif spec.type is SmartGoal:
+        return mf.Nested(SmartGoalSchema, **kwargs, metadata=metadata)
+    else:
+        msg = f"no request field for {spec.name}: {spec.type!r}"
+        raise TypeError(msg)
+    validators = [*standard, Conforms(spec, standard)]
+    field: mf.Field[Any] = field_class(**extra, validate=validators, metadata=metadata, **kwargs)
+    return field
 
 
 def _has_nul(value: Any) -> bool:
@@ -239,27 +398,6 @@ class RequestSchema(Schema):
         return data
 
 
-class SmartGoalSchema(RequestSchema):
-    """A SMART goal with its Goal Attainment Scale (a description per level -2..+2)."""
-
-    title = mf.String(required=True, validate=validate.Length(min=1, max=300))
-    measure = mf.String(required=True, validate=validate.Length(min=1, max=1000))
-    baseline = mf.String(required=True, validate=validate.Length(min=1, max=1000))
-    target = mf.String(required=True, validate=validate.Length(min=1, max=1000))
-    target_date = mf.Date(required=True)
-    weight = mf.Integer(required=True, strict=True, validate=validate.Range(1, 4))
-    levels = mf.Dict(
-        keys=mf.String(validate=validate.OneOf(["-2", "-1", "0", "1", "2"])),
-        values=mf.String(validate=validate.Length(min=1, max=1000)),
-        required=True,
-        metadata={"description": "A description for each level -2, -1, 0, 1 and 2."},
-    )
-
-    @post_load
-    def make(self, data: dict[str, Any], **_: Any) -> SmartGoal:
-        return SmartGoal.of(**data)
-
-
 def _metadata_fields() -> dict[str, mf.Field[Any]]:
     """Fields every command body may carry besides its own (fresh instances each time)."""
     return {
@@ -280,8 +418,8 @@ def _metadata_fields() -> dict[str, mf.Field[Any]]:
     }
 
 
-def _schema_fields(cls: type[Any], skip: set[str]) -> dict[str, mf.Field[Any]]:
-    hints = typing.get_type_hints(cls)
+def _request_fields(cls: type, skip: set[str]) -> dict[str, mf.Field[Any]]:
+    declared = declaration(cls)
     result: dict[str, mf.Field[Any]] = {}
     for f in fields(cls):
         if f.name in skip:
@@ -292,18 +430,54 @@ def _schema_fields(cls: type[Any], skip: set[str]) -> dict[str, mf.Field[Any]]:
             if has_default
             else {"required": True}
         )
-        result[f.name] = field_for(f.name, hints[f.name], **kwargs)
+        result[f.name] = request_field(declared[f.name], **kwargs)
     return result
 
 
-def _command_schema(cls: type[Any], skip: set[str]) -> type[Schema]:
-    attrs: dict[str, Any] = _schema_fields(cls, skip)
-    money = [name for name in attrs if name in MONEY]
-    if money:
-        attrs["check_money"] = money_checks(money)
-    attrs.update(_metadata_fields())
+def _spanning(cls: type) -> Any:
+    """A schema validator for the rules that span two fields (an amount's currency)."""
+    spans = [spec for spec in declaration(cls).values() if spec.has(Amount)]
+
+    @validates_schema
+    def check_spans(self: Schema, data: dict[str, Any], **_: Any) -> None:
+        for spec in spans:
+            if data.get(spec.name) is None:
+                continue
+            try:
+                check(spec, data[spec.name], data)
+            except InvalidValue as error:
+                amount = spec.get(Amount)
+                field = amount.currency if amount and error.field.endswith(".currency") else None
+                raise ValidationError({field or spec.name: [_message(error)]}) from None
+
+    return check_spans
+
+
+def _request_schema(
+    cls: type, skip: set[str], name: str, extra: dict[str, mf.Field[Any]] | None = None
+) -> type[Schema]:
+    attrs: dict[str, Any] = {**_request_fields(cls, skip), **(extra or {})}
+    attrs["check_spans"] = _spanning(cls)
     attrs["__doc__"] = (cls.__doc__ or "").strip() or f"Body of {cls.__name__}."
-    return type(f"{cls.__name__}Request", (RequestSchema,), attrs)
+    return type(name, (RequestSchema,), attrs)
+
+
+def _smart_goal_schema() -> type[Schema]:
+    schema = _request_schema(SmartGoal, set(), "SmartGoalSchema")
+
+    @post_load
+    def make(self: Schema, data: dict[str, Any], **_: Any) -> SmartGoal:
+        return SmartGoal.of(**data)
+
+    return type("SmartGoalSchema", (schema,), {"make": make, "__doc__": schema.__doc__})
+
+
+#: A SMART goal with its Goal Attainment Scale (a description per level -2..+2).
+SmartGoalSchema = _smart_goal_schema()
+
+
+def _command_schema(cls: type, skip: set[str]) -> type[Schema]:
+    return _request_schema(cls, skip, f"{cls.__name__}Request", _metadata_fields())
 
 
 _RECORD_SCHEMAS: dict[type[Any], type[Schema]] = {}
@@ -312,7 +486,8 @@ _RECORD_SCHEMAS: dict[type[Any], type[Schema]] = {}
 def record_schema(cls: type[Any]) -> type[Schema]:
     """Return (and cache) a dump schema for a state record dataclass."""
     if cls not in _RECORD_SCHEMAS:
-        attrs: dict[str, Any] = _schema_fields(cls, set())
+        hints = typing.get_type_hints(cls)
+        attrs: dict[str, Any] = {f.name: field_for(f.name, hints[f.name]) for f in fields(cls)}
         _RECORD_SCHEMAS[cls] = type(cls.__name__, (Schema,), attrs)
     return _RECORD_SCHEMAS[cls]
 

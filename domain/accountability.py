@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Annotated
 
 from domain.errors import (
     CommitmentAlreadyResolved,
@@ -11,16 +12,20 @@ from domain.errors import (
     GoalNotFound,
 )
 from domain.event import EngagementEvent
+from domain.fields import Id, OneOf, Paragraphs, Personal, Reason, Text
+from domain.goals import GoalId
 from domain.state import CommitmentRecord, EngagementState
-from domain.values import CommitmentStatus, FeedbackDirection, a_date, enum_value, text
+from domain.values import CommitmentStatus, FeedbackDirection
+
+CommitmentId = Annotated[str, Id("commitment")]
 
 
 class CommitmentMade(EngagementEvent):
     TOPIC = "coachlog.CommitmentMade"
-    commitment_id: str
-    title: str
+    commitment_id: CommitmentId
+    title: Annotated[str, Personal(), Text(max_length=500)]
     due_date: date
-    goal_id: str | None
+    goal_id: GoalId | None
 
     def fold(self, state: EngagementState) -> None:
         state.commitments[self.commitment_id] = CommitmentRecord(
@@ -30,7 +35,7 @@ class CommitmentMade(EngagementEvent):
 
 class CommitmentKept(EngagementEvent):
     TOPIC = "coachlog.CommitmentKept"
-    commitment_id: str
+    commitment_id: CommitmentId
 
     def fold(self, state: EngagementState) -> None:
         record = state.commitments[self.commitment_id]
@@ -40,7 +45,7 @@ class CommitmentKept(EngagementEvent):
 
 class CommitmentMissed(EngagementEvent):
     TOPIC = "coachlog.CommitmentMissed"
-    commitment_id: str
+    commitment_id: CommitmentId
 
     def fold(self, state: EngagementState) -> None:
         record = state.commitments[self.commitment_id]
@@ -50,9 +55,9 @@ class CommitmentMissed(EngagementEvent):
 
 class CommitmentRenegotiated(EngagementEvent):
     TOPIC = "coachlog.CommitmentRenegotiated"
-    commitment_id: str
+    commitment_id: CommitmentId
     new_due_date: date
-    reason: str
+    reason: Reason
 
     def fold(self, state: EngagementState) -> None:
         record = state.commitments[self.commitment_id]
@@ -62,8 +67,8 @@ class CommitmentRenegotiated(EngagementEvent):
 
 class FeedbackGiven(EngagementEvent):
     TOPIC = "coachlog.FeedbackGiven"
-    direction: str
-    feedback: str
+    direction: Annotated[str, OneOf(FeedbackDirection)]
+    feedback: Annotated[str, Personal(), Text(max_length=10_000)]
 
     def fold(self, state: EngagementState) -> None:
         state.feedback_count += 1
@@ -71,8 +76,8 @@ class FeedbackGiven(EngagementEvent):
 
 class CourseCorrected(EngagementEvent):
     TOPIC = "coachlog.CourseCorrected"
-    goal_id: str | None
-    correction: str
+    goal_id: GoalId | None
+    correction: Paragraphs
 
     def fold(self, state: EngagementState) -> None:
         state.course_corrections += 1
@@ -80,8 +85,8 @@ class CourseCorrected(EngagementEvent):
 
 class WinCelebrated(EngagementEvent):
     TOPIC = "coachlog.WinCelebrated"
-    goal_id: str | None
-    win: str
+    goal_id: GoalId | None
+    win: Paragraphs
 
     def fold(self, state: EngagementState) -> None:
         state.wins += 1
@@ -122,8 +127,8 @@ class AccountabilityCommands(EngagementState):
         self._record(
             CommitmentMade,
             commitment_id=ident,
-            title=text("title", title, max_length=500),
-            due_date=a_date("due_date", due_date),
+            title=title,
+            due_date=due_date,
             goal_id=self._known_goal(goal_id),
         )
         return ident
@@ -153,31 +158,21 @@ class AccountabilityCommands(EngagementState):
         self._record(
             CommitmentRenegotiated,
             commitment_id=self._ref(commitment_id),
-            new_due_date=a_date("new_due_date", new_due_date),
-            reason=text("reason", reason, max_length=2000),
+            new_due_date=new_due_date,
+            reason=reason,
         )
 
     def give_feedback(self, direction: str, feedback: str) -> None:
         """Record feedback between coach and client."""
         self._require_open_for_work("give feedback")
-        self._record(
-            FeedbackGiven,
-            direction=enum_value(FeedbackDirection, "direction", direction).value,
-            feedback=text("feedback", feedback, max_length=10_000),
-        )
+        self._record(FeedbackGiven, direction=direction, feedback=feedback)
 
     def correct_course(self, correction: str, goal_id: str | None = None) -> None:
         """Record a change of approach, optionally for one goal."""
         self._require_open_for_work("correct course")
-        self._record(
-            CourseCorrected,
-            goal_id=self._known_goal(goal_id),
-            correction=text("correction", correction, max_length=5000),
-        )
+        self._record(CourseCorrected, goal_id=self._known_goal(goal_id), correction=correction)
 
     def celebrate_win(self, win: str, goal_id: str | None = None) -> None:
         """Record a win worth celebrating, optionally for one goal."""
         self._require_open_for_work("celebrate a win")
-        self._record(
-            WinCelebrated, goal_id=self._known_goal(goal_id), win=text("win", win, max_length=5000)
-        )
+        self._record(WinCelebrated, goal_id=self._known_goal(goal_id), win=win)

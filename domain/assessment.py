@@ -2,20 +2,33 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from domain.errors import AssumptionNotFound, InvalidValue
+from domain.errors import AssumptionNotFound
 from domain.event import EngagementEvent
+from domain.fields import (
+    Freeform,
+    Id,
+    Items,
+    Label,
+    OneOf,
+    OptionalParagraphs,
+    Paragraphs,
+    Personal,
+    Text,
+)
 from domain.state import EngagementState
-from domain.values import Instrument, enum_value, text
+from domain.values import Instrument
+
+AssumptionId = Annotated[str, Id("assumption")]
 
 
 class AssessmentCompleted(EngagementEvent):
     TOPIC = "coachlog.AssessmentCompleted"
-    assessment_id: str
-    instrument: str
-    instrument_version: str
-    result: dict[str, Any]
+    assessment_id: Annotated[str, Id("assessment")]
+    instrument: Annotated[str, OneOf(Instrument)]
+    instrument_version: Annotated[str, Label(max_length=50)]
+    result: Annotated[dict[str, Any], Personal(), Freeform(max_depth=8, max_bytes=65_536)]
 
     def fold(self, state: EngagementState) -> None:
         state.assessments[self.assessment_id] = self.instrument
@@ -23,7 +36,11 @@ class AssessmentCompleted(EngagementEvent):
 
 class ValuesRanked(EngagementEvent):
     TOPIC = "coachlog.ValuesRanked"
-    values: list[str]
+    values: Annotated[
+        list[Annotated[str, Text(max_length=200)]],
+        Personal(),
+        Items(min_items=1, distinct=True, ignore_case=True, noun="value"),
+    ]
 
     def fold(self, state: EngagementState) -> None:
         state.values_ranked += 1
@@ -31,8 +48,8 @@ class ValuesRanked(EngagementEvent):
 
 class StrengthIdentified(EngagementEvent):
     TOPIC = "coachlog.StrengthIdentified"
-    strength: str
-    evidence: str
+    strength: Annotated[str, Personal(), Text(max_length=500)]
+    evidence: OptionalParagraphs
 
     def fold(self, state: EngagementState) -> None:
         state.strengths += 1
@@ -40,8 +57,8 @@ class StrengthIdentified(EngagementEvent):
 
 class LimitingAssumptionIdentified(EngagementEvent):
     TOPIC = "coachlog.LimitingAssumptionIdentified"
-    assumption_id: str
-    assumption: str
+    assumption_id: AssumptionId
+    assumption: Paragraphs
 
     def fold(self, state: EngagementState) -> None:
         state.assumptions[self.assumption_id] = self.occurred_at
@@ -49,8 +66,8 @@ class LimitingAssumptionIdentified(EngagementEvent):
 
 class LimitingAssumptionReframed(EngagementEvent):
     TOPIC = "coachlog.LimitingAssumptionReframed"
-    assumption_id: str
-    reframe: str
+    assumption_id: AssumptionId
+    reframe: Paragraphs
 
     def fold(self, state: EngagementState) -> None:
         if self.assumption_id not in state.reframed:
@@ -70,35 +87,24 @@ class AssessmentCommands(EngagementState):
         """Record a completed assessment instrument and its result; return its id."""
         self._require_open_for_work("record an assessment")
         ident = self._new_id("assessment", assessment_id, self.assessments)
-        if not isinstance(result, dict) or not result:
-            raise InvalidValue("result", "must be a non-empty object of findings")
         self._record(
             AssessmentCompleted,
             assessment_id=ident,
-            instrument=enum_value(Instrument, "instrument", instrument).value,
-            instrument_version=text("instrument_version", instrument_version, max_length=50),
-            result=dict(result),
+            instrument=instrument,
+            instrument_version=instrument_version,
+            result=result,
         )
         return ident
 
     def rank_values(self, values: list[str]) -> None:
         """Record the client's values, most important first."""
         self._require_open_for_work("rank values")
-        ranked = [text("values", v, max_length=200) for v in values]
-        if not ranked:
-            raise InvalidValue("values", "must list at least one value")
-        if len({v.casefold() for v in ranked}) != len(ranked):
-            raise InvalidValue("values", "lists a value more than once")
-        self._record(ValuesRanked, values=ranked)
+        self._record(ValuesRanked, values=values)
 
     def identify_strength(self, strength: str, evidence: str = "") -> None:
         """Record a strength the client has and the evidence for it."""
         self._require_open_for_work("identify a strength")
-        self._record(
-            StrengthIdentified,
-            strength=text("strength", strength, max_length=500),
-            evidence=text("evidence", evidence, max_length=5000, required=False),
-        )
+        self._record(StrengthIdentified, strength=strength, evidence=evidence)
 
     def identify_limiting_assumption(
         self, assumption: str, assumption_id: str | None = None
@@ -106,11 +112,7 @@ class AssessmentCommands(EngagementState):
         """Record a limiting assumption the client holds; return its id."""
         self._require_open_for_work("identify a limiting assumption")
         ident = self._new_id("assumption", assumption_id, self.assumptions)
-        self._record(
-            LimitingAssumptionIdentified,
-            assumption_id=ident,
-            assumption=text("assumption", assumption, max_length=5000),
-        )
+        self._record(LimitingAssumptionIdentified, assumption_id=ident, assumption=assumption)
         return ident
 
     def reframe_limiting_assumption(self, assumption_id: str, reframe: str) -> None:
@@ -122,7 +124,5 @@ class AssessmentCommands(EngagementState):
             raise AssumptionNotFound(f"no limiting assumption {assumption_id} here") from None
         self._require_after(identified_at, "the assumption was identified")
         self._record(
-            LimitingAssumptionReframed,
-            assumption_id=self._ref(assumption_id),
-            reframe=text("reframe", reframe, max_length=5000),
+            LimitingAssumptionReframed, assumption_id=self._ref(assumption_id), reframe=reframe
         )

@@ -3,26 +3,32 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Annotated
 
+from domain.checks import checked
 from domain.errors import (
     CurrencyMismatch,
-    InvalidValue,
     InvoiceAlreadyVoided,
     InvoiceHasPayments,
     InvoiceNotFound,
     PaymentExceedsInvoice,
 )
 from domain.event import EngagementEvent
+from domain.fields import Amount, CurrencyCode, Id, OneOf, Personal, Reason, Text
 from domain.state import EngagementState, InvoiceRecord
-from domain.values import CostCategory, Money, enum_value, text
+from domain.values import CostCategory
+
+InvoiceId = Annotated[str, Id("invoice")]
+#: What an invoice or a cost is for.
+Description = Annotated[str, Personal(), Text(max_length=2000, required=False)]
 
 
 class InvoiceIssued(EngagementEvent):
     TOPIC = "coachlog.InvoiceIssued"
-    invoice_id: str
-    amount: Decimal
-    currency: str
-    description: str
+    invoice_id: InvoiceId
+    amount: Annotated[Decimal, Amount(positive_for="an invoice")]
+    currency: CurrencyCode
+    description: Description
 
     def fold(self, state: EngagementState) -> None:
         state.invoices[self.invoice_id] = InvoiceRecord(
@@ -32,9 +38,9 @@ class InvoiceIssued(EngagementEvent):
 
 class PaymentReceived(EngagementEvent):
     TOPIC = "coachlog.PaymentReceived"
-    invoice_id: str
-    amount: Decimal
-    currency: str
+    invoice_id: InvoiceId
+    amount: Annotated[Decimal, Amount(positive_for="a payment")]
+    currency: CurrencyCode
 
     def fold(self, state: EngagementState) -> None:
         state.invoices[self.invoice_id].paid += self.amount
@@ -42,8 +48,8 @@ class PaymentReceived(EngagementEvent):
 
 class InvoiceVoided(EngagementEvent):
     TOPIC = "coachlog.InvoiceVoided"
-    invoice_id: str
-    reason: str
+    invoice_id: InvoiceId
+    reason: Reason
 
     def fold(self, state: EngagementState) -> None:
         state.invoices[self.invoice_id].voided = True
@@ -51,11 +57,11 @@ class InvoiceVoided(EngagementEvent):
 
 class CostRecorded(EngagementEvent):
     TOPIC = "coachlog.CostRecorded"
-    cost_id: str
-    category: str
-    amount: Decimal
-    currency: str
-    description: str
+    cost_id: Annotated[str, Id("cost")]
+    category: Annotated[str, OneOf(CostCategory)]
+    amount: Annotated[Decimal, Amount()]
+    currency: CurrencyCode
+    description: Description
 
     def fold(self, state: EngagementState) -> None:
         state.costs[self.cost_id] = self.amount
@@ -64,13 +70,16 @@ class CostRecorded(EngagementEvent):
 class BillingCommands(EngagementState):
     """Commands that record what an engagement costs; allowed after closing too."""
 
-    def _money(self, field: str, amount: Decimal, currency: str) -> Money:
-        money = Money.of(field, amount, currency)
-        if money.currency != self.currency:
+    def _amount(
+        self, event_class: type[EngagementEvent], amount: Decimal, currency: str
+    ) -> Decimal:
+        """The amount checked as ``event_class`` declares it, in the engagement's currency."""
+        number: Decimal = checked(event_class, "amount", amount, currency=currency)
+        if currency != self.currency:
             raise CurrencyMismatch(
-                f"{field} is in {money.currency} but the engagement is in {self.currency}"
+                f"amount is in {currency} but the engagement is in {self.currency}"
             )
-        return money
+        return number
 
     def _invoice(self, invoice_id: str) -> InvoiceRecord:
         try:
@@ -88,15 +97,12 @@ class BillingCommands(EngagementState):
         """Issue an invoice in the engagement's currency; return its id."""
         self._require_not_erased()
         ident = self._new_id("invoice", invoice_id, self.invoices)
-        money = self._money("amount", amount, currency)
-        if money.amount == 0:
-            raise InvalidValue("amount", "an invoice must be for more than zero")
         self._record(
             InvoiceIssued,
             invoice_id=ident,
-            amount=money.amount,
-            currency=money.currency,
-            description=text("description", description, max_length=2000, required=False),
+            amount=self._amount(InvoiceIssued, amount, currency),
+            currency=currency,
+            description=description,
         )
         return ident
 
@@ -104,20 +110,15 @@ class BillingCommands(EngagementState):
         """Record a payment against an invoice; payments never exceed the invoice."""
         self._require_not_erased()
         invoice = self._invoice(invoice_id)
-        money = self._money("amount", amount, currency)
-        if money.amount == 0:
-            raise InvalidValue("amount", "a payment must be for more than zero")
+        paid = self._amount(PaymentReceived, amount, currency)
         outstanding = invoice.amount - invoice.paid
-        if money.amount > outstanding:
+        if paid > outstanding:
             raise PaymentExceedsInvoice(
-                f"payment of {money.amount} {money.currency} exceeds the {outstanding} "
+                f"payment of {paid} {currency} exceeds the {outstanding} "
                 f"outstanding on invoice {invoice_id}"
             )
         self._record(
-            PaymentReceived,
-            invoice_id=self._ref(invoice_id),
-            amount=money.amount,
-            currency=money.currency,
+            PaymentReceived, invoice_id=self._ref(invoice_id), amount=paid, currency=currency
         )
 
     def void_invoice(self, invoice_id: str, reason: str) -> None:
@@ -128,11 +129,7 @@ class BillingCommands(EngagementState):
             raise InvoiceHasPayments(
                 f"invoice {invoice_id} has {invoice.paid} paid against it and cannot be voided"
             )
-        self._record(
-            InvoiceVoided,
-            invoice_id=self._ref(invoice_id),
-            reason=text("reason", reason, max_length=2000),
-        )
+        self._record(InvoiceVoided, invoice_id=self._ref(invoice_id), reason=reason)
 
     def record_cost(
         self,
@@ -145,13 +142,12 @@ class BillingCommands(EngagementState):
         """Record a cost (coach fee, licence, client time...) for the fully-loaded ROI."""
         self._require_not_erased()
         ident = self._new_id("cost", cost_id, self.costs)
-        money = self._money("amount", amount, currency)
         self._record(
             CostRecorded,
             cost_id=ident,
-            category=enum_value(CostCategory, "category", category).value,
-            amount=money.amount,
-            currency=money.currency,
-            description=text("description", description, max_length=2000, required=False),
+            category=category,
+            amount=self._amount(CostRecorded, amount, currency),
+            currency=currency,
+            description=description,
         )
         return ident

@@ -2,7 +2,9 @@
 
 A command is the contract of a use case (the API derives its request schemas from
 these, the CLI and seeder build them); the application service loads the engagement,
-runs the command's method with the command's fields, and saves.
+runs the command's method with the command's fields, and saves. A command's fields are
+declared by the event it records (``EVENT``): what the event's field may hold, the
+command's field may hold.
 """
 
 from __future__ import annotations
@@ -13,6 +15,19 @@ from decimal import Decimal
 from typing import Any, ClassVar
 from uuid import UUID
 
+from domain import (
+    accountability,
+    assessment,
+    billing,
+    goals,
+    lifecycle,
+    outcomes,
+    privacy,
+    sessions,
+    skills,
+    support,
+)
+from domain.event import EngagementEvent
 from domain.goals import SmartGoal
 from domain.values import (
     CloseReason,
@@ -40,6 +55,9 @@ class Command:
     """A use case on an existing engagement."""
 
     METHOD: ClassVar[str] = ""
+    #: The event the method records: each field of the command that the event has too
+    #: is declared there (domain/fields.py), and checked and documented as declared.
+    EVENT: ClassVar[type[EngagementEvent]]
     engagement_id: UUID
 
     def arguments(self) -> dict[str, Any]:
@@ -55,6 +73,7 @@ class Command:
 class OpenEngagement:
     """Open an engagement (the only command that creates a stream)."""
 
+    EVENT: ClassVar[type[EngagementEvent]] = lifecycle.EngagementOpened
     client_id: str
     client_name: str
     coach_id: str
@@ -78,23 +97,27 @@ class OpenEngagement:
 @dataclass(frozen=True, kw_only=True)
 class SignAgreement(Command):
     METHOD = "sign_agreement"
+    EVENT = lifecycle.AgreementSigned
     sponsor_may_see: list[SponsorView]
 
 
 @dataclass(frozen=True, kw_only=True)
 class PauseEngagement(Command):
     METHOD = "pause"
+    EVENT = lifecycle.EngagementPaused
     reason: str
 
 
 @dataclass(frozen=True, kw_only=True)
 class ResumeEngagement(Command):
     METHOD = "resume"
+    EVENT = lifecycle.EngagementResumed
 
 
 @dataclass(frozen=True, kw_only=True)
 class ReassignCoach(Command):
     METHOD = "reassign_coach"
+    EVENT = lifecycle.CoachReassigned
     to_coach_id: str
     reason: str
 
@@ -102,6 +125,7 @@ class ReassignCoach(Command):
 @dataclass(frozen=True, kw_only=True)
 class CloseEngagement(Command):
     METHOD = "close"
+    EVENT = lifecycle.EngagementClosed
     close_reason: CloseReason
     reason: str = ""
 
@@ -109,6 +133,7 @@ class CloseEngagement(Command):
 @dataclass(frozen=True, kw_only=True)
 class ReopenEngagement(Command):
     METHOD = "reopen"
+    EVENT = lifecycle.EngagementReopened
     reason: str
 
 
@@ -118,6 +143,7 @@ class ReopenEngagement(Command):
 @dataclass(frozen=True, kw_only=True)
 class ScheduleSession(Command):
     METHOD = "schedule_session"
+    EVENT = sessions.SessionScheduled
     scheduled_for: datetime
     duration_minutes: int
     session_id: str | None = None
@@ -126,6 +152,7 @@ class ScheduleSession(Command):
 @dataclass(frozen=True, kw_only=True)
 class RescheduleSession(Command):
     METHOD = "reschedule_session"
+    EVENT = sessions.SessionRescheduled
     session_id: str
     scheduled_for: datetime
 
@@ -133,6 +160,7 @@ class RescheduleSession(Command):
 @dataclass(frozen=True, kw_only=True)
 class CancelSession(Command):
     METHOD = "cancel_session"
+    EVENT = sessions.SessionCancelled
     session_id: str
     late: bool = False
     counts_against_allocation: bool = False
@@ -142,6 +170,7 @@ class CancelSession(Command):
 @dataclass(frozen=True, kw_only=True)
 class HoldSession(Command):
     METHOD = "hold_session"
+    EVENT = sessions.SessionHeld
     session_id: str
     duration_minutes: int
     pillars: list[Pillar]
@@ -151,6 +180,7 @@ class HoldSession(Command):
 @dataclass(frozen=True, kw_only=True)
 class RecordNoShow(Command):
     METHOD = "record_no_show"
+    EVENT = sessions.SessionNoShow
     session_id: str
 
 
@@ -160,6 +190,7 @@ class RecordNoShow(Command):
 @dataclass(frozen=True, kw_only=True)
 class CompleteAssessment(Command):
     METHOD = "complete_assessment"
+    EVENT = assessment.AssessmentCompleted
     instrument: Instrument
     instrument_version: str
     result: dict[str, Any]
@@ -169,12 +200,14 @@ class CompleteAssessment(Command):
 @dataclass(frozen=True, kw_only=True)
 class RankValues(Command):
     METHOD = "rank_values"
+    EVENT = assessment.ValuesRanked
     values: list[str]
 
 
 @dataclass(frozen=True, kw_only=True)
 class IdentifyStrength(Command):
     METHOD = "identify_strength"
+    EVENT = assessment.StrengthIdentified
     strength: str
     evidence: str = ""
 
@@ -182,6 +215,7 @@ class IdentifyStrength(Command):
 @dataclass(frozen=True, kw_only=True)
 class IdentifyLimitingAssumption(Command):
     METHOD = "identify_limiting_assumption"
+    EVENT = assessment.LimitingAssumptionIdentified
     assumption: str
     assumption_id: str | None = None
 
@@ -189,6 +223,7 @@ class IdentifyLimitingAssumption(Command):
 @dataclass(frozen=True, kw_only=True)
 class ReframeLimitingAssumption(Command):
     METHOD = "reframe_limiting_assumption"
+    EVENT = assessment.LimitingAssumptionReframed
     assumption_id: str
     reframe: str
 
@@ -199,6 +234,7 @@ class ReframeLimitingAssumption(Command):
 @dataclass(frozen=True, kw_only=True)
 class StateVision(Command):
     METHOD = "state_vision"
+    EVENT = goals.VisionStated
     horizon_years: int
     vision: str
 
@@ -206,6 +242,7 @@ class StateVision(Command):
 @dataclass(frozen=True, kw_only=True)
 class SetGoal(Command):
     METHOD = "set_goal"
+    EVENT = goals.GoalSet
     goal: SmartGoal
     goal_id: str | None = None
 
@@ -213,6 +250,7 @@ class SetGoal(Command):
 @dataclass(frozen=True, kw_only=True)
 class IdentifyGap(Command):
     METHOD = "identify_gap"
+    EVENT = goals.GapIdentified
     kind: GapKind
     description: str
     goal_id: str | None = None
@@ -222,6 +260,7 @@ class IdentifyGap(Command):
 @dataclass(frozen=True, kw_only=True)
 class DefineMilestone(Command):
     METHOD = "define_milestone"
+    EVENT = goals.MilestoneDefined
     goal_id: str
     title: str
     due_date: date | None = None
@@ -231,6 +270,7 @@ class DefineMilestone(Command):
 @dataclass(frozen=True, kw_only=True)
 class HitMilestone(Command):
     METHOD = "hit_milestone"
+    EVENT = goals.MilestoneHit
     goal_id: str
     milestone_id: str
 
@@ -238,6 +278,7 @@ class HitMilestone(Command):
 @dataclass(frozen=True, kw_only=True)
 class AnticipateObstacle(Command):
     METHOD = "anticipate_obstacle"
+    EVENT = goals.ObstacleAnticipated
     goal_id: str
     obstacle: str
     if_then_plan: str
@@ -246,6 +287,7 @@ class AnticipateObstacle(Command):
 @dataclass(frozen=True, kw_only=True)
 class RateGoalProgress(Command):
     METHOD = "rate_goal_progress"
+    EVENT = goals.GoalProgressRated
     goal_id: str
     score: int
     rater: Rater
@@ -254,6 +296,7 @@ class RateGoalProgress(Command):
 @dataclass(frozen=True, kw_only=True)
 class ReviseGoal(Command):
     METHOD = "revise_goal"
+    EVENT = goals.GoalRevised
     goal_id: str
     goal: SmartGoal
     reason: str
@@ -262,12 +305,14 @@ class ReviseGoal(Command):
 @dataclass(frozen=True, kw_only=True)
 class AchieveGoal(Command):
     METHOD = "achieve_goal"
+    EVENT = goals.GoalAchieved
     goal_id: str
 
 
 @dataclass(frozen=True, kw_only=True)
 class AbandonGoal(Command):
     METHOD = "abandon_goal"
+    EVENT = goals.GoalAbandoned
     goal_id: str
     reason: str
 
@@ -278,6 +323,7 @@ class AbandonGoal(Command):
 @dataclass(frozen=True, kw_only=True)
 class StartSkillFocus(Command):
     METHOD = "start_skill_focus"
+    EVENT = skills.SkillFocusStarted
     area: SkillArea
     baseline: int
 
@@ -285,6 +331,7 @@ class StartSkillFocus(Command):
 @dataclass(frozen=True, kw_only=True)
 class CompletePractice(Command):
     METHOD = "complete_practice"
+    EVENT = skills.PracticeCompleted
     area: SkillArea
     minutes: int
     description: str = ""
@@ -293,6 +340,7 @@ class CompletePractice(Command):
 @dataclass(frozen=True, kw_only=True)
 class ReassessSkill(Command):
     METHOD = "reassess_skill"
+    EVENT = skills.SkillReassessed
     area: SkillArea
     after: int
 
@@ -303,6 +351,7 @@ class ReassessSkill(Command):
 @dataclass(frozen=True, kw_only=True)
 class MakeCommitment(Command):
     METHOD = "make_commitment"
+    EVENT = accountability.CommitmentMade
     title: str
     due_date: date
     goal_id: str | None = None
@@ -312,18 +361,21 @@ class MakeCommitment(Command):
 @dataclass(frozen=True, kw_only=True)
 class KeepCommitment(Command):
     METHOD = "keep_commitment"
+    EVENT = accountability.CommitmentKept
     commitment_id: str
 
 
 @dataclass(frozen=True, kw_only=True)
 class MissCommitment(Command):
     METHOD = "miss_commitment"
+    EVENT = accountability.CommitmentMissed
     commitment_id: str
 
 
 @dataclass(frozen=True, kw_only=True)
 class RenegotiateCommitment(Command):
     METHOD = "renegotiate_commitment"
+    EVENT = accountability.CommitmentRenegotiated
     commitment_id: str
     new_due_date: date
     reason: str
@@ -332,6 +384,7 @@ class RenegotiateCommitment(Command):
 @dataclass(frozen=True, kw_only=True)
 class GiveFeedback(Command):
     METHOD = "give_feedback"
+    EVENT = accountability.FeedbackGiven
     direction: FeedbackDirection
     feedback: str
 
@@ -339,6 +392,7 @@ class GiveFeedback(Command):
 @dataclass(frozen=True, kw_only=True)
 class CorrectCourse(Command):
     METHOD = "correct_course"
+    EVENT = accountability.CourseCorrected
     correction: str
     goal_id: str | None = None
 
@@ -346,6 +400,7 @@ class CorrectCourse(Command):
 @dataclass(frozen=True, kw_only=True)
 class CelebrateWin(Command):
     METHOD = "celebrate_win"
+    EVENT = accountability.WinCelebrated
     win: str
     goal_id: str | None = None
 
@@ -356,6 +411,7 @@ class CelebrateWin(Command):
 @dataclass(frozen=True, kw_only=True)
 class CheckWellbeing(Command):
     METHOD = "check_wellbeing"
+    EVENT = support.WellbeingChecked
     confidence: int
     stress: int
     motivation: int
@@ -365,6 +421,7 @@ class CheckWellbeing(Command):
 @dataclass(frozen=True, kw_only=True)
 class MakeReferral(Command):
     METHOD = "make_referral"
+    EVENT = support.ReferralMade
     referral_kind: ReferralKind
     reason: str
 
@@ -375,6 +432,7 @@ class MakeReferral(Command):
 @dataclass(frozen=True, kw_only=True)
 class ReportTangibleOutcome(Command):
     METHOD = "report_tangible_outcome"
+    EVENT = outcomes.TangibleOutcomeReported
     kind: TangibleKind
     annualized_value: Decimal
     currency: str
@@ -388,6 +446,7 @@ class ReportTangibleOutcome(Command):
 @dataclass(frozen=True, kw_only=True)
 class VerifyOutcome(Command):
     METHOD = "verify_outcome"
+    EVENT = outcomes.OutcomeVerified
     outcome_id: str
     evidence: str
 
@@ -395,6 +454,7 @@ class VerifyOutcome(Command):
 @dataclass(frozen=True, kw_only=True)
 class ExcludeOutcome(Command):
     METHOD = "exclude_outcome"
+    EVENT = outcomes.OutcomeExcluded
     outcome_id: str
     exclusion: ExclusionReason
     reason: str = ""
@@ -403,6 +463,7 @@ class ExcludeOutcome(Command):
 @dataclass(frozen=True, kw_only=True)
 class ReportIntangibleOutcome(Command):
     METHOD = "report_intangible_outcome"
+    EVENT = outcomes.IntangibleOutcomeReported
     kind: IntangibleKind
     before: int
     after: int
@@ -411,6 +472,7 @@ class ReportIntangibleOutcome(Command):
 @dataclass(frozen=True, kw_only=True)
 class SurveyReaction(Command):
     METHOD = "survey_reaction"
+    EVENT = outcomes.ReactionSurveyed
     satisfaction: int
     nps: int
     comment: str = ""
@@ -422,6 +484,7 @@ class SurveyReaction(Command):
 @dataclass(frozen=True, kw_only=True)
 class IssueInvoice(Command):
     METHOD = "issue_invoice"
+    EVENT = billing.InvoiceIssued
     amount: Decimal
     currency: str
     description: str = ""
@@ -431,6 +494,7 @@ class IssueInvoice(Command):
 @dataclass(frozen=True, kw_only=True)
 class ReceivePayment(Command):
     METHOD = "receive_payment"
+    EVENT = billing.PaymentReceived
     invoice_id: str
     amount: Decimal
     currency: str
@@ -439,6 +503,7 @@ class ReceivePayment(Command):
 @dataclass(frozen=True, kw_only=True)
 class VoidInvoice(Command):
     METHOD = "void_invoice"
+    EVENT = billing.InvoiceVoided
     invoice_id: str
     reason: str
 
@@ -446,6 +511,7 @@ class VoidInvoice(Command):
 @dataclass(frozen=True, kw_only=True)
 class RecordCost(Command):
     METHOD = "record_cost"
+    EVENT = billing.CostRecorded
     category: CostCategory
     amount: Decimal
     currency: str
@@ -459,18 +525,21 @@ class RecordCost(Command):
 @dataclass(frozen=True, kw_only=True)
 class GrantConsent(Command):
     METHOD = "grant_consent"
+    EVENT = privacy.ConsentGranted
     scope: ConsentScope
 
 
 @dataclass(frozen=True, kw_only=True)
 class WithdrawConsent(Command):
     METHOD = "withdraw_consent"
+    EVENT = privacy.ConsentWithdrawn
     scope: ConsentScope
 
 
 @dataclass(frozen=True, kw_only=True)
 class EraseSubject(Command):
     METHOD = "erase_subject"
+    EVENT = privacy.SubjectErased
 
 
 #: Every command on an existing engagement.

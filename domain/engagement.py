@@ -41,6 +41,7 @@ from domain.billing import (
     InvoiceVoided,
     PaymentReceived,
 )
+from domain.checks import conform
 from domain.event import EngagementEvent
 from domain.goals import (
     GapIdentified,
@@ -85,7 +86,6 @@ from domain.sessions import (
 from domain.skills import PracticeCompleted, SkillCommands, SkillFocusStarted, SkillReassessed
 from domain.state import plain
 from domain.support import ReferralMade, SupportCommands, WellbeingChecked
-from domain.values import Delivery, Money, Segment, enum_value, in_range, text
 
 
 class Engagement(
@@ -193,7 +193,22 @@ class Engagement(
     ) -> Engagement:
         """Open a new engagement for the firm of the command context in force."""
         ctx = command_context.current()
-        fee = Money.of("fee_per_session", fee_per_session, currency)
+        payload = conform(
+            EngagementOpened,
+            {
+                # The fee first: its check names a bad currency as fee_per_session's.
+                "fee_per_session": fee_per_session,
+                "currency": currency,
+                "client_id": client_id,
+                "client_name": client_name,
+                "coach_id": coach_id,
+                "sponsor_id": sponsor_id,
+                "segment": segment,
+                "delivery": delivery,
+                "planned_sessions": planned_sessions,
+                "cadence_days": cadence_days,
+            },
+        )
         return cls._create(
             EngagementOpened,
             id=engagement_id or uuid4(),
@@ -203,18 +218,7 @@ class Engagement(
             correlation_id=ctx.correlation_id,
             causation_id=ctx.causation_id,
             occurred_at=ctx.resolved_occurred_at(command_context.utcnow()),
-            client_id=text("client_id", client_id, max_length=200),
-            client_name=text("client_name", client_name, max_length=300),
-            coach_id=text("coach_id", coach_id, max_length=200),
-            sponsor_id=None
-            if sponsor_id is None
-            else text("sponsor_id", sponsor_id, max_length=200),
-            segment=enum_value(Segment, "segment", segment).value,
-            delivery=enum_value(Delivery, "delivery", delivery).value,
-            planned_sessions=in_range("planned_sessions", planned_sessions, 1, 500),
-            cadence_days=in_range("cadence_days", cadence_days, 1, 365),
-            fee_per_session=fee.amount,
-            currency=fee.currency,
+            **payload,
         )
 
     def as_dict(self) -> dict[str, Any]:

@@ -3,41 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 from eventsourcing.utils import register_topic
 
+from domain.fields import PersonId
+
 if TYPE_CHECKING:
     from domain.state import EngagementState
-
-#: Payload fields holding personal free text: sealed under the client's key when stored
-#: (domain/storage.py), never sent to Kafka in plaintext, never in pseudonymized exports.
-PERSONAL_FIELDS = frozenset(
-    {
-        "client_name",
-        "notes",
-        "result",
-        "values",
-        "strength",
-        "evidence",
-        "assumption",
-        "reframe",
-        "vision",
-        "obstacle",
-        "if_then_plan",
-        "feedback",
-        "correction",
-        "win",
-        "reason",
-        "comment",
-        "description",
-        # what a client wants and commits to, in their own words (goals, milestones,
-        # commitments; a goal's measure, baseline, target and levels are its SENSITIVE)
-        "title",
-    }
-)
 
 
 class EngagementEvent(Aggregate.Event):
@@ -46,10 +21,12 @@ class EngagementEvent(Aggregate.Event):
     ``timestamp`` is the recorded time (set when the event is made, just before it is
     stored); ``occurred_at`` is when it happened in the world and may be earlier.
     Every concrete event names a stable ``TOPIC`` so stored events never depend on
-    module paths; the topic is registered as the class is defined.
+    module paths; the topic is registered as the class is defined. Each payload field
+    says what it is with the markers of domain/fields.py (personal, a person's id,
+    bounds...): sealing, redaction, exports, erasure and the API's schemas follow them.
     """
 
-    actor_id: str
+    actor_id: Annotated[str, PersonId("actor")]
     actor_role: str
     firm_id: str
     correlation_id: UUID
@@ -57,8 +34,6 @@ class EngagementEvent(Aggregate.Event):
     occurred_at: datetime
 
     TOPIC: ClassVar[str] = ""
-    #: Fields sealed under the client's key besides PERSONAL_FIELDS (e.g. wellbeing).
-    SENSITIVE: ClassVar[frozenset[str]] = frozenset()
     METADATA: ClassVar[tuple[str, ...]] = (
         "actor_id",
         "actor_role",

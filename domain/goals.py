@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Annotated, Any
 
+from domain.checks import conform
 from domain.errors import (
     GoalNotFound,
     GoalNotOpen,
@@ -15,31 +16,53 @@ from domain.errors import (
     TargetDateNotAfterSetDate,
 )
 from domain.event import EngagementEvent
+from domain.fields import (
+    Between,
+    Id,
+    Levels,
+    OneOf,
+    Paragraphs,
+    Personal,
+    Reason,
+    Text,
+)
 from domain.state import EngagementState, GoalRecord, MilestoneRecord
 from domain.values import (
     GAS_LEVELS,
+    GAS_WEIGHTS,
     VISION_HORIZONS,
     GapKind,
     GoalStatus,
     Rater,
     a_date,
-    enum_value,
-    in_range,
-    text,
 )
+
+GoalId = Annotated[str, Id("goal")]
+MilestoneId = Annotated[str, Id("milestone")]
+#: What the client wants, in their own words.
+GoalTitle = Annotated[str, Personal(), Text(max_length=300)]
+#: How a goal is measured, where it starts and where it should get to.
+GoalYardstick = Annotated[str, Personal(), Text(max_length=1000)]
+GoalWeight = Annotated[int, Between(GAS_WEIGHTS[0], GAS_WEIGHTS[-1])]
+#: What each level of the goal's Goal Attainment Scale (-2..+2) looks like.
+GoalLevels = Annotated[
+    dict[str, Annotated[str, Text(max_length=1000)]],
+    Personal(),
+    Levels(tuple(str(n) for n in GAS_LEVELS)),
+]
 
 
 @dataclass(frozen=True)
 class SmartGoal:
     """A Specific, Measurable, Achievable, Relevant, Time-bound goal with its GAS scale."""
 
-    title: str
-    measure: str
-    baseline: str
-    target: str
+    title: GoalTitle
+    measure: GoalYardstick
+    baseline: GoalYardstick
+    target: GoalYardstick
     target_date: date
-    weight: int
-    levels: dict[str, str]
+    weight: GoalWeight
+    levels: GoalLevels
 
     @classmethod
     def of(
@@ -53,21 +76,16 @@ class SmartGoal:
         levels: dict[str, str],
     ) -> SmartGoal:
         """Validate a goal: text present, weight 1-4, a description for each level -2..+2."""
-        if not isinstance(levels, dict):
-            raise InvalidValue("levels", "must map each level -2..2 to a description")
-        wanted = {str(n) for n in GAS_LEVELS}
-        given = {str(k) for k in levels}
-        if given != wanted:
-            raise InvalidValue("levels", f"must describe exactly the levels {sorted(wanted)}")
-        return cls(
-            title=text("title", title, max_length=300),
-            measure=text("measure", measure, max_length=1000),
-            baseline=text("baseline", baseline, max_length=1000),
-            target=text("target", target, max_length=1000),
-            target_date=a_date("target_date", target_date),
-            weight=in_range("weight", weight, 1, 4),
-            levels={str(k): text(f"levels.{k}", v, max_length=1000) for k, v in levels.items()},
-        )
+        given = {
+            "levels": levels,
+            "title": title,
+            "measure": measure,
+            "baseline": baseline,
+            "target": target,
+            "target_date": target_date,
+            "weight": weight,
+        }
+        return cls(**conform(cls, given))
 
     def as_payload(self) -> dict[str, Any]:
         """Return the goal's fields as event payload."""
@@ -83,8 +101,8 @@ def _validated(goal: SmartGoal) -> SmartGoal:
 
 class VisionStated(EngagementEvent):
     TOPIC = "coachlog.VisionStated"
-    horizon_years: int
-    vision: str
+    horizon_years: Annotated[int, OneOf(VISION_HORIZONS)]
+    vision: Paragraphs
 
     def fold(self, state: EngagementState) -> None:
         if self.horizon_years not in state.visions:
@@ -93,15 +111,14 @@ class VisionStated(EngagementEvent):
 
 class GoalSet(EngagementEvent):
     TOPIC = "coachlog.GoalSet"
-    SENSITIVE = frozenset({"measure", "baseline", "target", "levels"})
-    goal_id: str
-    title: str
-    measure: str
-    baseline: str
-    target: str
+    goal_id: GoalId
+    title: GoalTitle
+    measure: GoalYardstick
+    baseline: GoalYardstick
+    target: GoalYardstick
     target_date: date
-    weight: int
-    levels: dict[str, str]
+    weight: GoalWeight
+    levels: GoalLevels
 
     def fold(self, state: EngagementState) -> None:
         state.goals[self.goal_id] = GoalRecord(
@@ -118,10 +135,10 @@ class GoalSet(EngagementEvent):
 
 class GapIdentified(EngagementEvent):
     TOPIC = "coachlog.GapIdentified"
-    gap_id: str
-    goal_id: str | None
-    kind: str
-    description: str
+    gap_id: Annotated[str, Id("gap")]
+    goal_id: GoalId | None
+    kind: Annotated[str, OneOf(GapKind)]
+    description: Paragraphs
 
     def fold(self, state: EngagementState) -> None:
         state.gaps[self.gap_id] = self.kind
@@ -129,9 +146,9 @@ class GapIdentified(EngagementEvent):
 
 class MilestoneDefined(EngagementEvent):
     TOPIC = "coachlog.MilestoneDefined"
-    goal_id: str
-    milestone_id: str
-    title: str
+    goal_id: GoalId
+    milestone_id: MilestoneId
+    title: GoalTitle
     due_date: date | None
 
     def fold(self, state: EngagementState) -> None:
@@ -142,8 +159,8 @@ class MilestoneDefined(EngagementEvent):
 
 class MilestoneHit(EngagementEvent):
     TOPIC = "coachlog.MilestoneHit"
-    goal_id: str
-    milestone_id: str
+    goal_id: GoalId
+    milestone_id: MilestoneId
 
     def fold(self, state: EngagementState) -> None:
         state.goals[self.goal_id].milestones[self.milestone_id].hit_at = self.occurred_at
@@ -151,9 +168,9 @@ class MilestoneHit(EngagementEvent):
 
 class ObstacleAnticipated(EngagementEvent):
     TOPIC = "coachlog.ObstacleAnticipated"
-    goal_id: str
-    obstacle: str
-    if_then_plan: str
+    goal_id: GoalId
+    obstacle: Paragraphs
+    if_then_plan: Paragraphs
 
     def fold(self, state: EngagementState) -> None:
         state.goals[self.goal_id].obstacles += 1
@@ -161,9 +178,9 @@ class ObstacleAnticipated(EngagementEvent):
 
 class GoalProgressRated(EngagementEvent):
     TOPIC = "coachlog.GoalProgressRated"
-    goal_id: str
-    score: int
-    rater: str
+    goal_id: GoalId
+    score: Annotated[int, Between(GAS_LEVELS[0], GAS_LEVELS[-1])]
+    rater: Annotated[str, OneOf(Rater)]
 
     def fold(self, state: EngagementState) -> None:
         goal = state.goals[self.goal_id]
@@ -173,16 +190,15 @@ class GoalProgressRated(EngagementEvent):
 
 class GoalRevised(EngagementEvent):
     TOPIC = "coachlog.GoalRevised"
-    SENSITIVE = frozenset({"measure", "baseline", "target", "levels"})
-    goal_id: str
-    title: str
-    measure: str
-    baseline: str
-    target: str
+    goal_id: GoalId
+    title: GoalTitle
+    measure: GoalYardstick
+    baseline: GoalYardstick
+    target: GoalYardstick
     target_date: date
-    weight: int
-    levels: dict[str, str]
-    reason: str
+    weight: GoalWeight
+    levels: GoalLevels
+    reason: Reason
 
     def fold(self, state: EngagementState) -> None:
         goal = state.goals[self.goal_id]
@@ -198,7 +214,7 @@ class GoalRevised(EngagementEvent):
 
 class GoalAchieved(EngagementEvent):
     TOPIC = "coachlog.GoalAchieved"
-    goal_id: str
+    goal_id: GoalId
 
     def fold(self, state: EngagementState) -> None:
         goal = state.goals[self.goal_id]
@@ -208,8 +224,8 @@ class GoalAchieved(EngagementEvent):
 
 class GoalAbandoned(EngagementEvent):
     TOPIC = "coachlog.GoalAbandoned"
-    goal_id: str
-    reason: str
+    goal_id: GoalId
+    reason: Reason
 
     def fold(self, state: EngagementState) -> None:
         goal = state.goals[self.goal_id]
@@ -244,13 +260,7 @@ class GoalCommands(EngagementState):
     def state_vision(self, horizon_years: int, vision: str) -> None:
         """Record the client's vision for 5, 10 or 20 years ahead."""
         self._require_open_for_work("state a vision")
-        if type(horizon_years) is not int or horizon_years not in VISION_HORIZONS:
-            raise InvalidValue("horizon_years", f"must be one of {list(VISION_HORIZONS)}")
-        self._record(
-            VisionStated,
-            horizon_years=horizon_years,
-            vision=text("vision", vision, max_length=5000),
-        )
+        self._record(VisionStated, horizon_years=horizon_years, vision=vision)
 
     def set_goal(self, goal: SmartGoal, goal_id: str | None = None) -> str:
         """Set a SMART goal whose target date lies after today; return its id."""
@@ -273,8 +283,8 @@ class GoalCommands(EngagementState):
             GapIdentified,
             gap_id=ident,
             goal_id=None if goal_id is None else self._ref(goal_id),
-            kind=enum_value(GapKind, "kind", kind).value,
-            description=text("description", description, max_length=5000),
+            kind=kind,
+            description=description,
         )
         return ident
 
@@ -293,8 +303,8 @@ class GoalCommands(EngagementState):
             MilestoneDefined,
             goal_id=self._ref(goal_id),
             milestone_id=ident,
-            title=text("title", title, max_length=300),
-            due_date=None if due_date is None else a_date("due_date", due_date),
+            title=title,
+            due_date=due_date,
         )
         return ident
 
@@ -318,8 +328,8 @@ class GoalCommands(EngagementState):
         self._record(
             ObstacleAnticipated,
             goal_id=self._ref(goal_id),
-            obstacle=text("obstacle", obstacle, max_length=5000),
-            if_then_plan=text("if_then_plan", if_then_plan, max_length=5000),
+            obstacle=obstacle,
+            if_then_plan=if_then_plan,
         )
 
     def rate_goal_progress(self, goal_id: str, score: int, rater: str) -> None:
@@ -329,8 +339,8 @@ class GoalCommands(EngagementState):
         self._record(
             GoalProgressRated,
             goal_id=self._ref(goal_id),
-            score=in_range("score", score, -2, 2),
-            rater=enum_value(Rater, "rater", rater).value,
+            score=score,
+            rater=rater,
         )
 
     def revise_goal(self, goal_id: str, goal: SmartGoal, reason: str) -> None:
@@ -342,7 +352,7 @@ class GoalCommands(EngagementState):
         self._record(
             GoalRevised,
             goal_id=self._ref(goal_id),
-            reason=text("reason", reason, max_length=2000),
+            reason=reason,
             **goal.as_payload(),
         )
 
@@ -356,8 +366,4 @@ class GoalCommands(EngagementState):
         """Record that an open goal was abandoned, and why."""
         self._require_open_for_work("abandon a goal")
         self._open_goal(goal_id, "abandon it")
-        self._record(
-            GoalAbandoned,
-            goal_id=self._ref(goal_id),
-            reason=text("reason", reason, max_length=2000),
-        )
+        self._record(GoalAbandoned, goal_id=self._ref(goal_id), reason=reason)

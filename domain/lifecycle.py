@@ -3,27 +3,44 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Annotated
 
 from eventsourcing.domain import Aggregate
 
+from domain.checks import checked
 from domain.errors import InvalidTransition, InvalidValue, NoSponsor
 from domain.event import EngagementEvent
+from domain.fields import (
+    Amount,
+    Between,
+    ClientId,
+    CoachId,
+    CurrencyCode,
+    FromState,
+    Items,
+    OneOf,
+    OptionalReason,
+    Personal,
+    Reason,
+    SponsorId,
+    Text,
+)
 from domain.state import EngagementState, StatusChange
-from domain.values import CloseReason, SponsorView, Status, enum_value, text
+from domain.values import CloseReason, Delivery, Segment, SponsorView, Status
 
 
 class EngagementOpened(EngagementEvent, Aggregate.Created):
     TOPIC = "coachlog.EngagementOpened"
-    client_id: str
-    client_name: str
-    coach_id: str
-    sponsor_id: str | None
-    segment: str
-    delivery: str
-    planned_sessions: int
-    cadence_days: int
-    fee_per_session: Decimal
-    currency: str
+    client_id: ClientId
+    client_name: Annotated[str, Personal(), Text(max_length=300)]
+    coach_id: CoachId
+    sponsor_id: SponsorId | None
+    segment: Annotated[str, OneOf(Segment)]
+    delivery: Annotated[str, OneOf(Delivery)]
+    planned_sessions: Annotated[int, Between(1, 500)]
+    cadence_days: Annotated[int, Between(1, 365)]
+    fee_per_session: Annotated[Decimal, Amount()]
+    currency: CurrencyCode
 
     def fold(self, state: EngagementState) -> None:
         state.firm_id = self.firm_id
@@ -44,7 +61,9 @@ class EngagementOpened(EngagementEvent, Aggregate.Created):
 
 class AgreementSigned(EngagementEvent):
     TOPIC = "coachlog.AgreementSigned"
-    sponsor_may_see: list[str]
+    sponsor_may_see: Annotated[
+        list[Annotated[str, OneOf(SponsorView)]], Items(distinct=True, noun="view")
+    ]
 
     def fold(self, state: EngagementState) -> None:
         state.sponsor_may_see = list(self.sponsor_may_see)
@@ -52,7 +71,7 @@ class AgreementSigned(EngagementEvent):
 
 class EngagementPaused(EngagementEvent):
     TOPIC = "coachlog.EngagementPaused"
-    reason: str
+    reason: Reason
 
     def fold(self, state: EngagementState) -> None:
         state.status = Status.PAUSED.value
@@ -69,9 +88,9 @@ class EngagementResumed(EngagementEvent):
 
 class CoachReassigned(EngagementEvent):
     TOPIC = "coachlog.CoachReassigned"
-    from_coach_id: str
-    to_coach_id: str
-    reason: str
+    from_coach_id: Annotated[CoachId, FromState()]
+    to_coach_id: CoachId
+    reason: Reason
 
     def fold(self, state: EngagementState) -> None:
         state.coach_id = self.to_coach_id
@@ -80,8 +99,8 @@ class CoachReassigned(EngagementEvent):
 
 class EngagementClosed(EngagementEvent):
     TOPIC = "coachlog.EngagementClosed"
-    close_reason: str
-    reason: str
+    close_reason: Annotated[str, OneOf(CloseReason)]
+    reason: OptionalReason
 
     def fold(self, state: EngagementState) -> None:
         state.status = Status.CLOSED.value
@@ -91,7 +110,7 @@ class EngagementClosed(EngagementEvent):
 
 class EngagementReopened(EngagementEvent):
     TOPIC = "coachlog.EngagementReopened"
-    reason: str
+    reason: Reason
 
     def fold(self, state: EngagementState) -> None:
         state.status = Status.ACTIVE.value
@@ -109,9 +128,7 @@ class LifecycleCommands(EngagementState):
             raise NoSponsor("an agreement needs a sponsor, and this engagement has none")
         if self.status == Status.CLOSED:
             raise InvalidTransition("cannot sign an agreement on a closed engagement")
-        views = [enum_value(SponsorView, "sponsor_may_see", v).value for v in sponsor_may_see]
-        if len(set(views)) != len(views):
-            raise InvalidValue("sponsor_may_see", "lists a view more than once")
+        views = checked(AgreementSigned, "sponsor_may_see", sponsor_may_see)
         self._record(AgreementSigned, sponsor_may_see=sorted(views))
 
     def pause(self, reason: str) -> None:
@@ -120,7 +137,7 @@ class LifecycleCommands(EngagementState):
         if self.status != Status.ACTIVE:
             raise InvalidTransition(f"only an active engagement can be paused; it is {self.status}")
         self._require_after(self.status_changed_at, "the last status change")
-        self._record(EngagementPaused, reason=text("reason", reason, max_length=2000))
+        self._record(EngagementPaused, reason=reason)
 
     def resume(self) -> None:
         """Resume a paused engagement."""
@@ -133,14 +150,11 @@ class LifecycleCommands(EngagementState):
     def reassign_coach(self, to_coach_id: str, reason: str) -> None:
         """Hand the engagement to another coach."""
         self._require_open_for_work("reassign the coach")
-        to_coach = text("to_coach_id", to_coach_id, max_length=200)
+        to_coach = checked(CoachReassigned, "to_coach_id", to_coach_id)
         if to_coach == self.coach_id:
             raise InvalidValue("to_coach_id", f"{to_coach} is already the coach")
         self._record(
-            CoachReassigned,
-            from_coach_id=self.coach_id,
-            to_coach_id=to_coach,
-            reason=text("reason", reason, max_length=2000),
+            CoachReassigned, from_coach_id=self.coach_id, to_coach_id=to_coach, reason=reason
         )
 
     def close(self, close_reason: str, reason: str = "") -> None:
@@ -148,13 +162,9 @@ class LifecycleCommands(EngagementState):
         self._require_not_erased()
         if self.status == Status.CLOSED:
             raise InvalidTransition("the engagement is already closed")
-        why = enum_value(CloseReason, "close_reason", close_reason)
+        why = checked(EngagementClosed, "close_reason", close_reason)
         self._require_after(self.status_changed_at, "the last status change")
-        self._record(
-            EngagementClosed,
-            close_reason=why.value,
-            reason=text("reason", reason, max_length=2000, required=False),
-        )
+        self._record(EngagementClosed, close_reason=why, reason=reason)
 
     def reopen(self, reason: str) -> None:
         """Reopen a closed engagement; only this command leaves the closed state."""
@@ -162,4 +172,4 @@ class LifecycleCommands(EngagementState):
         if self.status != Status.CLOSED:
             raise InvalidTransition(f"only a closed engagement can reopen; it is {self.status}")
         self._require_after(self.status_changed_at, "the engagement was closed")
-        self._record(EngagementReopened, reason=text("reason", reason, max_length=2000))
+        self._record(EngagementReopened, reason=reason)

@@ -7,7 +7,9 @@ closed engagement.
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Annotated
 
+from domain.checks import checked
 from domain.errors import (
     CurrencyMismatch,
     OutcomeAlreadyExcluded,
@@ -15,30 +17,38 @@ from domain.errors import (
     OutcomeNotFound,
 )
 from domain.event import EngagementEvent
-from domain.state import EngagementState, OutcomeRecord
-from domain.values import (
-    ExclusionReason,
-    IntangibleKind,
-    Money,
-    OutcomeSource,
-    TangibleKind,
-    enum_value,
-    fraction,
-    in_range,
-    text,
+from domain.fields import (
+    Amount,
+    Between,
+    CurrencyCode,
+    Id,
+    OneOf,
+    OptionalParagraphs,
+    OptionalReason,
+    Paragraphs,
+    Personal,
+    Share,
+    Text,
 )
+from domain.state import EngagementState, OutcomeRecord
+from domain.values import ExclusionReason, IntangibleKind, OutcomeSource, TangibleKind
+
+OutcomeId = Annotated[str, Id("outcome")]
+Fraction = Annotated[Decimal, Share()]
+#: A rating from 0 to 10, before or after the coaching.
+Rating = Annotated[int, Between(0, 10)]
 
 
 class TangibleOutcomeReported(EngagementEvent):
     TOPIC = "coachlog.TangibleOutcomeReported"
-    outcome_id: str
-    kind: str
-    annualized_value: Decimal
-    currency: str
-    attribution: Decimal
-    confidence: Decimal
-    source: str
-    description: str
+    outcome_id: OutcomeId
+    kind: Annotated[str, OneOf(TangibleKind)]
+    annualized_value: Annotated[Decimal, Amount()]
+    currency: CurrencyCode
+    attribution: Fraction
+    confidence: Fraction
+    source: Annotated[str, OneOf(OutcomeSource)]
+    description: OptionalParagraphs
 
     def fold(self, state: EngagementState) -> None:
         state.outcomes[self.outcome_id] = OutcomeRecord(
@@ -54,8 +64,8 @@ class TangibleOutcomeReported(EngagementEvent):
 
 class OutcomeVerified(EngagementEvent):
     TOPIC = "coachlog.OutcomeVerified"
-    outcome_id: str
-    evidence: str
+    outcome_id: OutcomeId
+    evidence: Paragraphs
 
     def fold(self, state: EngagementState) -> None:
         state.outcomes[self.outcome_id].verified = True
@@ -63,9 +73,9 @@ class OutcomeVerified(EngagementEvent):
 
 class OutcomeExcluded(EngagementEvent):
     TOPIC = "coachlog.OutcomeExcluded"
-    outcome_id: str
-    exclusion: str
-    reason: str
+    outcome_id: OutcomeId
+    exclusion: Annotated[str, OneOf(ExclusionReason)]
+    reason: OptionalReason
 
     def fold(self, state: EngagementState) -> None:
         state.outcomes[self.outcome_id].excluded = self.exclusion
@@ -73,9 +83,9 @@ class OutcomeExcluded(EngagementEvent):
 
 class IntangibleOutcomeReported(EngagementEvent):
     TOPIC = "coachlog.IntangibleOutcomeReported"
-    kind: str
-    before: int
-    after: int
+    kind: Annotated[str, OneOf(IntangibleKind)]
+    before: Rating
+    after: Rating
 
     def fold(self, state: EngagementState) -> None:
         state.intangibles.append({"kind": self.kind, "before": self.before, "after": self.after})
@@ -83,9 +93,9 @@ class IntangibleOutcomeReported(EngagementEvent):
 
 class ReactionSurveyed(EngagementEvent):
     TOPIC = "coachlog.ReactionSurveyed"
-    satisfaction: int
-    nps: int
-    comment: str
+    satisfaction: Annotated[int, Between(1, 5)]
+    nps: Rating
+    comment: Annotated[str, Personal(), Text(max_length=5000, required=False)]
 
     def fold(self, state: EngagementState) -> None:
         state.reactions.append({"satisfaction": self.satisfaction, "nps": self.nps})
@@ -116,21 +126,23 @@ class OutcomeCommands(EngagementState):
         """Report a monetisable outcome with its attribution and confidence; return its id."""
         self._require_not_erased()
         ident = self._new_id("outcome", outcome_id, self.outcomes)
-        value = Money.of("annualized_value", annualized_value, currency)
-        if value.currency != self.currency:
+        value = checked(
+            TangibleOutcomeReported, "annualized_value", annualized_value, currency=currency
+        )
+        if currency != self.currency:
             raise CurrencyMismatch(
-                f"outcome is in {value.currency} but the engagement is in {self.currency}"
+                f"outcome is in {currency} but the engagement is in {self.currency}"
             )
         self._record(
             TangibleOutcomeReported,
             outcome_id=ident,
-            kind=enum_value(TangibleKind, "kind", kind).value,
-            annualized_value=value.amount,
-            currency=value.currency,
-            attribution=fraction("attribution", attribution),
-            confidence=fraction("confidence", confidence),
-            source=enum_value(OutcomeSource, "source", source).value,
-            description=text("description", description, max_length=5000, required=False),
+            kind=kind,
+            annualized_value=value,
+            currency=currency,
+            attribution=attribution,
+            confidence=confidence,
+            source=source,
+            description=description,
         )
         return ident
 
@@ -147,7 +159,7 @@ class OutcomeCommands(EngagementState):
         self._record(
             OutcomeVerified,
             outcome_id=self._ref(outcome_id),
-            evidence=text("evidence", evidence, max_length=5000),
+            evidence=evidence,
         )
 
     def exclude_outcome(self, outcome_id: str, exclusion: str, reason: str = "") -> None:
@@ -159,26 +171,16 @@ class OutcomeCommands(EngagementState):
         self._record(
             OutcomeExcluded,
             outcome_id=self._ref(outcome_id),
-            exclusion=enum_value(ExclusionReason, "exclusion", exclusion).value,
-            reason=text("reason", reason, max_length=2000, required=False),
+            exclusion=exclusion,
+            reason=reason,
         )
 
     def report_intangible_outcome(self, kind: str, before: int, after: int) -> None:
         """Report a change that is listed but never monetised (0-10 before and after)."""
         self._require_not_erased()
-        self._record(
-            IntangibleOutcomeReported,
-            kind=enum_value(IntangibleKind, "kind", kind).value,
-            before=in_range("before", before, 0, 10),
-            after=in_range("after", after, 0, 10),
-        )
+        self._record(IntangibleOutcomeReported, kind=kind, before=before, after=after)
 
     def survey_reaction(self, satisfaction: int, nps: int, comment: str = "") -> None:
         """Record the client's reaction: satisfaction 1-5 and likelihood to recommend 0-10."""
         self._require_not_erased()
-        self._record(
-            ReactionSurveyed,
-            satisfaction=in_range("satisfaction", satisfaction, 1, 5),
-            nps=in_range("nps", nps, 0, 10),
-            comment=text("comment", comment, max_length=5000, required=False),
-        )
+        self._record(ReactionSurveyed, satisfaction=satisfaction, nps=nps, comment=comment)

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
+from domain.checks import checked
 from domain.errors import ClientErased, ConsentAlreadyGranted, ConsentNotGranted
 from domain.event import EngagementEvent
+from domain.fields import OneOf, erase
 from domain.state import EngagementState
-from domain.values import ConsentScope, enum_value
+from domain.values import ConsentScope
 
 
 class ConsentGranted(EngagementEvent):
     TOPIC = "coachlog.ConsentGranted"
-    scope: str
+    scope: Annotated[str, OneOf(ConsentScope)]
 
     def fold(self, state: EngagementState) -> None:
         state.consents = sorted({*state.consents, self.scope})
@@ -18,7 +22,7 @@ class ConsentGranted(EngagementEvent):
 
 class ConsentWithdrawn(EngagementEvent):
     TOPIC = "coachlog.ConsentWithdrawn"
-    scope: str
+    scope: Annotated[str, OneOf(ConsentScope)]
 
     def fold(self, state: EngagementState) -> None:
         state.consents = [c for c in state.consents if c != self.scope]
@@ -31,16 +35,8 @@ class SubjectErased(EngagementEvent):
 
     def fold(self, state: EngagementState) -> None:
         state.erased = True
-        state.client_name = ""
         state.consents = []
-        state.wellbeing = []
-        for goal in state.goals.values():
-            goal.title = goal.measure = goal.baseline = goal.target = ""
-            goal.levels = {}
-            for milestone in goal.milestones.values():
-                milestone.title = ""
-        for commitment in state.commitments.values():
-            commitment.title = ""
+        erase(state, EngagementState)  # what the state declares personal or sensitive
 
 
 class PrivacyCommands(EngagementState):
@@ -49,7 +45,7 @@ class PrivacyCommands(EngagementState):
     def grant_consent(self, scope: str) -> None:
         """Record the client's consent to a use of their data."""
         self._require_not_erased()
-        name = enum_value(ConsentScope, "scope", scope).value
+        name = checked(ConsentGranted, "scope", scope)
         if name in self.consents:
             raise ConsentAlreadyGranted(f"consent to {name} is already in force")
         self._record(ConsentGranted, scope=name)
@@ -57,7 +53,7 @@ class PrivacyCommands(EngagementState):
     def withdraw_consent(self, scope: str) -> None:
         """Record that the client withdrew a consent in force."""
         self._require_not_erased()
-        name = enum_value(ConsentScope, "scope", scope).value
+        name = checked(ConsentWithdrawn, "scope", scope)
         if name not in self.consents:
             raise ConsentNotGranted(f"consent to {name} is not in force")
         self._record(ConsentWithdrawn, scope=name)

@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from domain.errors import InvalidValue, SessionAlreadyEnded, SessionNotFound
+from domain.errors import SessionAlreadyEnded, SessionNotFound
 from domain.event import EngagementEvent
+from domain.fields import Between, Id, Items, OneOf, OptionalReason, Personal, Text
 from domain.state import EngagementState, SessionRecord
-from domain.values import Pillar, SessionStatus, enum_value, in_range, moment_utc, text
+from domain.values import Pillar, SessionStatus
 
 MAX_SESSION_MINUTES = 480
+SessionId = Annotated[str, Id("session")]
 
 
 class SessionScheduled(EngagementEvent):
     TOPIC = "coachlog.SessionScheduled"
-    session_id: str
+    session_id: SessionId
     scheduled_for: datetime
-    duration_minutes: int
+    duration_minutes: Annotated[int, Between(5, MAX_SESSION_MINUTES)]
 
     def fold(self, state: EngagementState) -> None:
         state.sessions[self.session_id] = SessionRecord(
@@ -29,7 +31,7 @@ class SessionScheduled(EngagementEvent):
 
 class SessionRescheduled(EngagementEvent):
     TOPIC = "coachlog.SessionRescheduled"
-    session_id: str
+    session_id: SessionId
     scheduled_for: datetime
 
     def fold(self, state: EngagementState) -> None:
@@ -40,10 +42,10 @@ class SessionRescheduled(EngagementEvent):
 
 class SessionCancelled(EngagementEvent):
     TOPIC = "coachlog.SessionCancelled"
-    session_id: str
+    session_id: SessionId
     late: bool
     counts_against_allocation: bool
-    reason: str
+    reason: OptionalReason
 
     def fold(self, state: EngagementState) -> None:
         record = state.sessions[self.session_id]
@@ -58,10 +60,10 @@ class SessionHeld(EngagementEvent):
 
     TOPIC = "coachlog.SessionHeld"
     class_version = 2
-    session_id: str
-    duration_minutes: int
-    notes: str
-    pillars: list[str]
+    session_id: SessionId
+    duration_minutes: Annotated[int, Between(1, MAX_SESSION_MINUTES)]
+    notes: Annotated[str, Personal(), Text(max_length=20_000, required=False)]
+    pillars: Annotated[list[Annotated[str, OneOf(Pillar)]], Items(distinct=True, noun="pillar")]
 
     @staticmethod
     def upcast_v1_v2(state: dict[str, Any]) -> None:
@@ -79,7 +81,7 @@ class SessionHeld(EngagementEvent):
 
 class SessionNoShow(EngagementEvent):
     TOPIC = "coachlog.SessionNoShow"
-    session_id: str
+    session_id: SessionId
 
     def fold(self, state: EngagementState) -> None:
         record = state.sessions[self.session_id]
@@ -111,8 +113,8 @@ class SessionCommands(EngagementState):
         self._record(
             SessionScheduled,
             session_id=ident,
-            scheduled_for=moment_utc("scheduled_for", scheduled_for),
-            duration_minutes=in_range("duration_minutes", duration_minutes, 5, MAX_SESSION_MINUTES),
+            scheduled_for=scheduled_for,
+            duration_minutes=duration_minutes,
         )
         return ident
 
@@ -122,9 +124,7 @@ class SessionCommands(EngagementState):
         record = self._open_session(session_id, "reschedule it")
         self._require_after(record.scheduled_at, "the session was scheduled")
         self._record(
-            SessionRescheduled,
-            session_id=self._ref(session_id),
-            scheduled_for=moment_utc("scheduled_for", scheduled_for),
+            SessionRescheduled, session_id=self._ref(session_id), scheduled_for=scheduled_for
         )
 
     def cancel_session(
@@ -141,9 +141,9 @@ class SessionCommands(EngagementState):
         self._record(
             SessionCancelled,
             session_id=self._ref(session_id),
-            late=bool(late),
-            counts_against_allocation=bool(counts_against_allocation),
-            reason=text("reason", reason, max_length=2000, required=False),
+            late=late,
+            counts_against_allocation=counts_against_allocation,
+            reason=reason,
         )
 
     def hold_session(
@@ -153,15 +153,12 @@ class SessionCommands(EngagementState):
         self._require_active("hold a session")
         record = self._open_session(session_id, "hold it")
         self._require_after(record.scheduled_at, "the session was scheduled")
-        covered = [enum_value(Pillar, "pillars", p).value for p in pillars]
-        if len(set(covered)) != len(covered):
-            raise InvalidValue("pillars", "lists a pillar more than once")
         self._record(
             SessionHeld,
             session_id=self._ref(session_id),
-            duration_minutes=in_range("duration_minutes", duration_minutes, 1, MAX_SESSION_MINUTES),
-            notes=text("notes", notes, max_length=20_000, required=False),
-            pillars=covered,
+            duration_minutes=duration_minutes,
+            notes=notes,
+            pillars=pillars,
         )
 
     def record_no_show(self, session_id: str) -> None:

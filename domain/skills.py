@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
+from domain.checks import checked
 from domain.errors import InvalidValue, SkillFocusNotStarted
 from domain.event import EngagementEvent
+from domain.fields import Between, FromState, OneOf, OptionalParagraphs
 from domain.state import EngagementState, SkillRecord
-from domain.values import SkillArea, enum_value, in_range, text
+from domain.values import SkillArea
+
+Area = Annotated[str, OneOf(SkillArea)]
+#: A self-rated level of a skill.
+SkillLevel = Annotated[int, Between(0, 10)]
 
 
 class SkillFocusStarted(EngagementEvent):
     TOPIC = "coachlog.SkillFocusStarted"
-    area: str
-    baseline: int
+    area: Area
+    baseline: SkillLevel
 
     def fold(self, state: EngagementState) -> None:
         state.skills[self.area] = SkillRecord(
@@ -21,9 +29,9 @@ class SkillFocusStarted(EngagementEvent):
 
 class PracticeCompleted(EngagementEvent):
     TOPIC = "coachlog.PracticeCompleted"
-    area: str
-    minutes: int
-    description: str
+    area: Area
+    minutes: Annotated[int, Between(1, 24 * 60)]
+    description: OptionalParagraphs
 
     def fold(self, state: EngagementState) -> None:
         skill = state.skills[self.area]
@@ -33,9 +41,9 @@ class PracticeCompleted(EngagementEvent):
 
 class SkillReassessed(EngagementEvent):
     TOPIC = "coachlog.SkillReassessed"
-    area: str
-    before: int
-    after: int
+    area: Area
+    before: Annotated[SkillLevel, FromState()]
+    after: SkillLevel
 
     def fold(self, state: EngagementState) -> None:
         state.skills[self.area].current = self.after
@@ -45,7 +53,7 @@ class SkillCommands(EngagementState):
     """Commands of the skill-building pillar."""
 
     def _skill(self, area: str) -> tuple[str, SkillRecord]:
-        name = enum_value(SkillArea, "area", area).value
+        name = checked(SkillFocusStarted, "area", area)
         try:
             skill = self.skills[name]
         except KeyError:
@@ -56,26 +64,19 @@ class SkillCommands(EngagementState):
     def start_skill_focus(self, area: str, baseline: int) -> None:
         """Start working on a skill area from a self-rated baseline (0-10)."""
         self._require_open_for_work("start a skill focus")
-        name = enum_value(SkillArea, "area", area).value
+        name = checked(SkillFocusStarted, "area", area)
         if name in self.skills:
             raise InvalidValue("area", f"a focus on {name} is already under way")
-        self._record(SkillFocusStarted, area=name, baseline=in_range("baseline", baseline, 0, 10))
+        self._record(SkillFocusStarted, area=name, baseline=baseline)
 
     def complete_practice(self, area: str, minutes: int, description: str = "") -> None:
         """Record a practice exercise in a skill area under focus."""
         self._require_open_for_work("record practice")
         name, _ = self._skill(area)
-        self._record(
-            PracticeCompleted,
-            area=name,
-            minutes=in_range("minutes", minutes, 1, 24 * 60),
-            description=text("description", description, max_length=5000, required=False),
-        )
+        self._record(PracticeCompleted, area=name, minutes=minutes, description=description)
 
     def reassess_skill(self, area: str, after: int) -> None:
         """Rate a skill again (0-10); the event keeps the level before and after."""
         self._require_open_for_work("reassess a skill")
         name, skill = self._skill(area)
-        self._record(
-            SkillReassessed, area=name, before=skill.current, after=in_range("after", after, 0, 10)
-        )
+        self._record(SkillReassessed, area=name, before=skill.current, after=after)

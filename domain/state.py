@@ -2,7 +2,8 @@
 
 State holds only JSON-friendly values (str ids, lists, dicts keyed by str, dataclass
 records registered with the transcoder) so that a snapshot reloads equal to the
-aggregate it was taken from.
+aggregate it was taken from. What holds the client's words or data is marked
+``Personal`` or ``Sensitive`` (domain/fields.py): erasure blanks exactly those.
 """
 
 from __future__ import annotations
@@ -10,10 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from uuid import UUID, uuid4
 
 from domain import context as command_context
+from domain.checks import conform
 from domain.errors import (
     ClientErased,
     DuplicateId,
@@ -22,6 +24,7 @@ from domain.errors import (
     InvalidValue,
     OccurredTooEarly,
 )
+from domain.fields import Personal, Sensitive
 from domain.values import Status
 
 if TYPE_CHECKING:
@@ -52,7 +55,7 @@ class SessionRecord:
 
 @dataclass
 class MilestoneRecord:
-    title: str
+    title: Annotated[str, Personal()]
     defined_at: datetime
     due_date: date | None = None
     hit_at: datetime | None = None
@@ -60,13 +63,13 @@ class MilestoneRecord:
 
 @dataclass
 class GoalRecord:
-    title: str
-    measure: str
-    baseline: str
-    target: str
+    title: Annotated[str, Personal()]
+    measure: Annotated[str, Personal()]
+    baseline: Annotated[str, Personal()]
+    target: Annotated[str, Personal()]
     target_date: date
     weight: int
-    levels: dict[str, str]
+    levels: Annotated[dict[str, str], Personal()]
     set_at: datetime
     status: str = "open"
     closed_at: datetime | None = None
@@ -79,7 +82,7 @@ class GoalRecord:
 
 @dataclass
 class CommitmentRecord:
-    title: str
+    title: Annotated[str, Personal()]
     due_date: date
     made_at: datetime
     goal_id: str | None = None
@@ -156,7 +159,7 @@ class EngagementState:
 
     firm_id: str
     client_id: str
-    client_name: str
+    client_name: Annotated[str, Personal()]
     coach_id: str
     sponsor_id: str | None
     segment: str
@@ -185,7 +188,7 @@ class EngagementState:
     feedback_count: int
     course_corrections: int
     wins: int
-    wellbeing: list[dict[str, int]]
+    wellbeing: Annotated[list[dict[str, int]], Sensitive()]
     referrals: int
     outcomes: dict[str, OutcomeRecord]
     intangibles: list[dict[str, Any]]
@@ -239,7 +242,9 @@ class EngagementState:
     # -- recording --------------------------------------------------------------------
 
     def _record(self, event_class: type[EngagementEvent], **payload: Any) -> None:
-        """Trigger ``event_class`` stamped with the command context in force."""
+        """Trigger ``event_class`` stamped with the command context in force, its payload
+        checked against the event's declaration first (domain/fields.py)."""
+        payload = conform(event_class, payload)
         ctx = command_context.current()
         occurred_at = self._occurred_at()
         self.trigger_event(

@@ -2,11 +2,12 @@
 
 Two layers sit between the aggregate and eventsourcing's recorder:
 
-* ``SealingMapper`` encrypts an event's personal and sensitive fields (``PERSONAL_FIELDS``
-  plus a class's own ``SENSITIVE``) under the client's data key (domain/keys.py) into one
-  ``_sealed`` envelope, bound to the event's engagement id and version; a snapshot's
-  whole state is sealed the same way. Decoding opens the envelope; once the client's key
-  was destroyed, those fields read as empty (``""``, ``[]``, ``{}`` or None).
+* ``SealingMapper`` encrypts an event's personal and sensitive fields (declared
+  ``Personal`` or ``Sensitive``: domain/fields.py) under the client's data key
+  (domain/keys.py) into one ``_sealed`` envelope, bound to the event's engagement id
+  and version; a snapshot's whole state is sealed the same way. Decoding opens the
+  envelope; once the client's key was destroyed, those fields read as empty (``""``,
+  ``[]``, ``{}`` or None).
 * ``ChainedEventStore`` prefixes each stored event with a hash link:
   ``link(v) = SHA-256("coachlog-chain-v1" ‖ link(v−1) ‖ id ‖ v ‖ topic ‖ stored bytes)``,
   ``link(0)`` = 32 zero bytes. The link covers exactly what is stored (ciphertext
@@ -21,8 +22,7 @@ import threading
 import typing
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, fields
-from functools import cache
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
@@ -39,7 +39,8 @@ from eventsourcing.persistence import (
 from eventsourcing.utils import get_topic, resolve_topic
 
 from domain.errors import ClientErased
-from domain.event import PERSONAL_FIELDS, EngagementEvent
+from domain.event import EngagementEvent
+from domain.fields import blanks, sealed_fields
 from domain.keys import CryptoError, KeyRing
 
 #: Prefix of a chained stored event: magic, then the 32-byte link, then the payload.
@@ -72,35 +73,6 @@ def split_state(state: bytes) -> tuple[bytes | None, bytes]:
 def as_uuid(value: UUID | str) -> UUID:
     """An originator id as a UUID (the SQLite recorder hands back strings)."""
     return value if isinstance(value, UUID) else UUID(str(value))
-
-
-@cache
-def sealed_fields(event_class: type) -> tuple[str, ...]:
-    """The fields of an event class that are stored encrypted."""
-    sensitive = PERSONAL_FIELDS | getattr(event_class, "SENSITIVE", frozenset())
-    return tuple(f.name for f in fields(event_class) if f.name in sensitive)
-
-
-def _blank(hint: Any) -> Any:
-    origin = typing.get_origin(hint) or hint
-    if origin in (list, tuple):
-        return []
-    if origin is dict:
-        return {}
-    if hint is str:
-        return ""
-    return None
-
-
-@cache
-def _blanks(event_class: type) -> dict[str, Any]:
-    hints = typing.get_type_hints(event_class)
-    return {name: _blank(hints.get(name)) for name in sealed_fields(event_class)}
-
-
-def blanks_of(event_class: type) -> dict[str, Any]:
-    """The empty value of each sealed field of an event class (what an erased one holds)."""
-    return _blanks(event_class)
 
 
 def _empty(value: Any) -> bool:
@@ -213,8 +185,8 @@ class SealingMapper(Mapper[UUID]):
                 and cls not in self.open_only
                 and not issubclass(cls, CanSnapshotAggregate)
             ):
-                blanks = blanks_of(cls)
-                event_state.update({name: blanks.get(name) for name in envelope["f"]})
+                empty = blanks(cls)
+                event_state.update({name: empty.get(name) for name in envelope["f"]})
                 event_state["_sealed"] = envelope
             elif envelope is not None:
                 plain = self._ring().open(envelope, context)
@@ -224,8 +196,8 @@ class SealingMapper(Mapper[UUID]):
                         raise CryptoError(msg)
                     event_state["state"] = self.transcoder.decode(plain)
                 elif plain is None:
-                    blanks = blanks_of(cls)
-                    event_state.update({name: blanks.get(name) for name in envelope["f"]})
+                    empty = blanks(cls)
+                    event_state.update({name: empty.get(name) for name in envelope["f"]})
                 else:
                     event_state.update(self.transcoder.decode(plain))
                     event_state["_sealed"] = envelope

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from domain.event import EngagementEvent
+from domain.fields import Between, OneOf, Paragraphs, Sensitive
 from domain.state import EngagementState
-from domain.values import ReferralKind, enum_value, in_range, text
+from domain.values import ReferralKind
+
+#: One dimension of a wellbeing check-in, 0-10: sealed, yet kept for research.
+WellbeingScore = Annotated[int, Sensitive(), Between(0, 10)]
 
 
 class WellbeingChecked(EngagementEvent):
     TOPIC = "coachlog.WellbeingChecked"
-    SENSITIVE = frozenset({"confidence", "stress", "motivation", "imposter_feelings"})
-    confidence: int
-    stress: int
-    motivation: int
-    imposter_feelings: int
+    confidence: WellbeingScore
+    stress: WellbeingScore
+    motivation: WellbeingScore
+    imposter_feelings: WellbeingScore
 
     def fold(self, state: EngagementState) -> None:
         if self.confidence is None:
@@ -30,8 +35,8 @@ class WellbeingChecked(EngagementEvent):
 
 class ReferralMade(EngagementEvent):
     TOPIC = "coachlog.ReferralMade"
-    referral_kind: str
-    reason: str
+    referral_kind: Annotated[str, OneOf(ReferralKind)]
+    reason: Paragraphs
 
     def fold(self, state: EngagementState) -> None:
         state.referrals += 1
@@ -47,17 +52,13 @@ class SupportCommands(EngagementState):
         self._require_open_for_work("check wellbeing")
         self._record(
             WellbeingChecked,
-            confidence=in_range("confidence", confidence, 0, 10),
-            stress=in_range("stress", stress, 0, 10),
-            motivation=in_range("motivation", motivation, 0, 10),
-            imposter_feelings=in_range("imposter_feelings", imposter_feelings, 0, 10),
+            confidence=confidence,
+            stress=stress,
+            motivation=motivation,
+            imposter_feelings=imposter_feelings,
         )
 
     def make_referral(self, referral_kind: str, reason: str) -> None:
         """Refer the client to another professional."""
         self._require_open_for_work("make a referral")
-        self._record(
-            ReferralMade,
-            referral_kind=enum_value(ReferralKind, "referral_kind", referral_kind).value,
-            reason=text("reason", reason, max_length=5000),
-        )
+        self._record(ReferralMade, referral_kind=referral_kind, reason=reason)

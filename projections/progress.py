@@ -23,13 +23,12 @@ from domain import skills as skl
 from domain import support as sup
 from domain.event import EngagementEvent
 from domain.storage import SealingMapper
+from projections import docseal
 
-#: The event classes whose sealed (personal) fields this read model folds: goal,
-#: milestone and commitment titles and the wellbeing scores. Readers feeding it decrypt
-#: only these (tests/integration/test_projection_properties.py checks nothing is missed).
-SEALED_FIELDS_USED: frozenset[type] = frozenset(
-    {gls.GoalSet, gls.GoalRevised, gls.MilestoneDefined, acc.CommitmentMade, sup.WellbeingChecked}
-)
+#: The event classes whose sealed (personal) fields this read model folds: the ones its
+#: personal parts copy (projections/docseal.py). Readers feeding it decrypt only these
+#: (tests/integration/test_projection_properties.py checks nothing is missed).
+SEALED_FIELDS_USED: frozenset[type] = docseal.COPIED_FROM
 
 
 def reading_mapper(mapper: Any) -> Any:
@@ -371,13 +370,7 @@ def _(event: prv.ConsentWithdrawn, doc: Doc) -> None:
 
 @apply.register
 def _(event: prv.SubjectErased, doc: Doc) -> None:
-    # Figures stay; the free text (titles) and wellbeing scores this read model keeps go.
+    # Figures stay; the personal parts this read model keeps (titles, wellbeing) go.
     doc["erased"] = True
     doc["consents"] = []
-    doc["wellbeing"] = []
-    for goal in doc["goals"].values():
-        goal["title"] = ""
-        for milestone in goal["milestones"].values():
-            milestone["title"] = ""
-    for commitment in doc["commitments"].values():
-        commitment["title"] = ""
+    docseal.erase(doc)

@@ -1,7 +1,8 @@
 """Engagement events as Kafka messages: plain JSON data, CloudEvents 1.0 binary mode.
 
 The value is the event as JSON (ids, times, money as strings) with its personal and
-sensitive fields emptied (listed under ``redacted``) and carried only inside ``sealed``:
+sensitive fields (domain/fields.py) emptied (listed under ``redacted``) and carried
+only inside ``sealed``:
 the very ciphertext the event store holds, under the client's data key (domain/keys.py).
 A consumer with access to the key ring opens it (``decode(..., mapper=...)``); once the
 client was erased, nobody can. Headers carry the
@@ -26,7 +27,8 @@ from eventsourcing.utils import resolve_topic
 from kafka.partitioner.default import murmur2
 
 from domain.event import EngagementEvent
-from domain.storage import open_sealed, sealed_fields
+from domain.fields import blanks
+from domain.storage import open_sealed
 from projections.store import Linked, Positioned
 
 CONTENT_TYPE = "application/json"
@@ -62,25 +64,16 @@ def plain_json(value: Any) -> Any:
     return value
 
 
-def blank(value: Any) -> Any:
-    """An empty value of the same shape (for a redacted field)."""
-    if isinstance(value, dict):
-        return {}
-    if isinstance(value, list):
-        return []
-    return "" if isinstance(value, str) else None
-
-
 def encode(event: EngagementEvent, position: int, previous: int, partitions: int) -> Message:
     """Encode ``event`` at log ``position`` (``previous`` = last position on its partition)."""
     data: dict[str, Any] = {}
     redacted = []
-    personal = sealed_fields(type(event))
+    empty = blanks(type(event))
     for f in fields(event):
         value = getattr(event, f.name)
-        if f.name in personal:
+        if f.name in empty:
             redacted.append(f.name)
-            value = blank(value)
+            value = empty[f.name]
         data[f.name] = plain_json(value)
     data["redacted"] = redacted
     data["sealed"] = event.__dict__.get("_sealed")

@@ -1,8 +1,10 @@
 """Stream the event log, or a slice of it, to JSONL, CSV or Parquet in constant memory.
 
 Pseudonymized by default: person ids become stable keyed hashes (HMAC-SHA256 under
-``COACHLOG_PSEUDONYM_KEY``), and every free-text or personal field is dropped. The
-full form is for roles allowed to have it (firm admins and auditors).
+``COACHLOG_PSEUDONYM_KEY``), and every personal field (the client's own words or data,
+as domain/fields.py declares them) is dropped; sensitive research data (the wellbeing
+scores) stays. The full form is for roles allowed to have it (firm admins and
+auditors).
 """
 
 from __future__ import annotations
@@ -24,25 +26,12 @@ from eventsourcing.persistence import Mapper
 
 from domain.application import Engagements
 from domain.engagement import EVENT_CLASSES
-from domain.event import PERSONAL_FIELDS, EngagementEvent
+from domain.event import EngagementEvent
+from domain.fields import declaration, person_fields, personal_fields, sealed_fields
 from domain.lifecycle import EngagementOpened
-from domain.storage import SealingMapper, prefetch_keys, sealed_fields
+from domain.storage import SealingMapper, prefetch_keys
 from workers.codec import plain_json
 
-#: Person identifiers: replaced by keyed hashes in the pseudonymized form.
-PERSON_FIELDS = frozenset(
-    {"actor_id", "client_id", "coach_id", "sponsor_id", "from_coach_id", "to_coach_id"}
-)
-#: Free text beyond the personal fields: dropped in the pseudonymized form too.
-FREE_TEXT_FIELDS = PERSONAL_FIELDS | {
-    "title",
-    "measure",
-    "baseline",
-    "target",
-    "levels",
-    "reason",
-    "evidence",
-}
 COLUMNS = (
     "position",
     "engagement_id",
@@ -101,16 +90,12 @@ class Pseudonymizer:
 
 
 def pseudonymize(event: EngagementEvent, pseudonymizer: Pseudonymizer) -> EngagementEvent:
-    """A copy of ``event`` with person ids hashed and free text emptied (same type)."""
-    changes: dict[str, Any] = {}
-    for f in dataclasses.fields(event):
-        value = getattr(event, f.name)
-        if f.name in PERSON_FIELDS:
-            changes[f.name] = pseudonymizer.person(value)
-        elif f.name in FREE_TEXT_FIELDS:
-            changes[f.name] = (
-                {} if isinstance(value, dict) else [] if isinstance(value, list) else ""
-            )
+    """A copy of ``event`` with person ids hashed and personal data emptied (same type)."""
+    declared = declaration(type(event))
+    changes: dict[str, Any] = {
+        name: pseudonymizer.person(getattr(event, name)) for name in person_fields(type(event))
+    }
+    changes.update({name: declared[name].blank() for name in personal_fields(type(event))})
     return dataclasses.replace(event, **changes)
 
 
@@ -123,10 +108,11 @@ def row(
     meta = event.metadata()
     actor = meta["actor_id"]
     if pseudonymizer is not None:
+        persons, personal = person_fields(type(event)), personal_fields(type(event))
         payload = {
-            k: (pseudonymizer.person(v) if k in PERSON_FIELDS else v)
+            k: (pseudonymizer.person(v) if k in persons else v)
             for k, v in payload.items()
-            if k not in FREE_TEXT_FIELDS
+            if k not in personal
         }
         actor = pseudonymizer.person(actor)
     return {
@@ -197,7 +183,7 @@ def pseudonymized_reader(mapper: Mapper[UUID]) -> Mapper[UUID]:
     keeps (the wellbeing scores), never the free text it drops anyway."""
     if not isinstance(mapper, SealingMapper):
         return mapper
-    keeps = frozenset(c for c in EVENT_CLASSES if set(sealed_fields(c)) - FREE_TEXT_FIELDS)
+    keeps = frozenset(c for c in EVENT_CLASSES if set(sealed_fields(c)) - set(personal_fields(c)))
     return mapper.reading_only(keeps)
 
 

@@ -255,16 +255,13 @@ def test_a_refused_commands_answer_is_replayed_too(
     client: FlaskClient, auth: dict[str, str]
 ) -> None:
     engagement_id = open_engagement(client, auth)
-    body = {
-        "scheduled_for": "2026-12-03T09:00:00+00:00",
-        "duration_minutes": 60,
-        "session_id": "s-1",
-    }
-    keyed = {"Idempotency-Key": "schedule-1"}
-    first = post_command(client, auth, engagement_id, "schedule-session", body, **keyed)
+    # Well-formed, but refused by the engagement itself: coach-1 already coaches it.
+    body = {"to_coach_id": "coach-1", "reason": "a second opinion"}
+    keyed = {"Idempotency-Key": "reassign-1"}
+    first = post_command(client, auth, engagement_id, "reassign-coach", body, **keyed)
     problem = assert_problem(first, 422, "invalid_value")
-    assert "session_id" in problem["errors"]
-    again = post_command(client, auth, engagement_id, "schedule-session", body, **keyed)
+    assert "to_coach_id" in problem["errors"]
+    again = post_command(client, auth, engagement_id, "reassign-coach", body, **keyed)
     assert assert_problem(again, 422, "invalid_value") == problem
     assert again.headers["Idempotent-Replayed"] == "true"
     assert len(history(client, auth, engagement_id)) == 1

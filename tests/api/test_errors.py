@@ -74,14 +74,19 @@ def test_validation_is_422_with_a_message_per_field(
     assert "goal" in assert_problem(nested, 422)["errors"]
     not_an_object = post_command(client, auth, engagement_id, "check-wellbeing", [1, 2])  # type: ignore[arg-type]
     assert_problem(not_an_object, 422)
-    # The currency is judged with the fee by the domain's own rule, already in the schema.
+    # The schema knows what the domain knows: the currency is judged by the domain's rule,
+    # and so is blank text...
     unknown_currency = client.post("/engagements", json=opening_body(currency="XXQ"), headers=auth)
     currency_problem = assert_problem(unknown_currency, 422, "validation_failed")
     assert currency_problem["errors"] == {"currency": ["'XXQ' is not an ISO 4217 currency"]}
-    # A value only the domain can judge is a 422 too, naming its field.
     blank_name = client.post("/engagements", json=opening_body(client_name="   "), headers=auth)
-    domain_problem = assert_problem(blank_name, 422, "invalid_value")
-    assert domain_problem["errors"] == {"client_name": ["client_name: must not be empty"]}
+    blank_problem = assert_problem(blank_name, 422, "validation_failed")
+    assert blank_problem["errors"] == {"client_name": ["must not be empty"]}
+    # ...and a value only the engagement itself can judge is a 422 too, naming its field.
+    same_coach = post_command(
+        client, auth, engagement_id, "reassign-coach", {"to_coach_id": "coach-1", "reason": "x"}
+    )
+    assert "to_coach_id" in assert_problem(same_coach, 422, "invalid_value")["errors"]
     assert len(history(client, auth, engagement_id)) == 1
 
 

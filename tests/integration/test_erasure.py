@@ -52,9 +52,10 @@ from domain import commands as c
 from domain.application import Engagements
 from domain.context import CommandContext
 from domain.event import EngagementEvent
+from domain.fields import sealed_fields
 from domain.goals import SmartGoal
 from domain.privacy import SubjectErased
-from domain.storage import sealed_fields, split_state
+from domain.storage import split_state
 from domain.support import WellbeingChecked
 from domain.values import CloseReason, CostCategory, Instrument, IntangibleKind, Pillar
 from projections.database import Database, PostgresDatabase, SqliteDatabase

@@ -67,19 +67,21 @@ from tests.unit.helpers import a_goal, in_days, open_engagement
 
 
 class Driver:
-    """Runs commands on one engagement and remembers which command types it ran."""
+    """Runs commands on one engagement and remembers which commands it ran."""
 
     def __init__(self, app: Engagements, ctx: CommandContext, engagement_id: UUID) -> None:
         self.app = app
         self.ctx = ctx
         self.engagement_id = engagement_id
         self.ran: set[type[Command]] = set()
+        self.commands: list[Command] = []
 
     def __call__(self, command_type: type[Command], days: float = 0, **fields: object) -> str:
         """Run ``command_type`` as of ``days`` ago (now when 0); return its result."""
         ctx = self.ctx.at(days_ago(days)) if days else self.ctx
         command = command_type(engagement_id=self.engagement_id, **fields)
         self.ran.add(command_type)
+        self.commands.append(command)
         result: str = self.app.execute(ctx, command).result
         return result
 
