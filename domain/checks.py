@@ -132,11 +132,6 @@ def _scalar(spec: Declared, value: Any) -> Any:
         return moment_utc(name, value)
     if spec.type is date:
         return a_date(name, value)
-    if spec.type is UUID:
-        try:
-            return value if isinstance(value, UUID) else UUID(str(value))
-        except ValueError:
-            raise InvalidValue(name, f"{value!r} is not a UUID") from None
     if spec.type is str:
         return _string(spec, value)
     return value
