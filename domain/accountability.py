@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 from typing import Annotated
 
+from domain.command import Command
 from domain.errors import (
     CommitmentAlreadyResolved,
     CommitmentNotFound,
@@ -90,6 +92,66 @@ class WinCelebrated(EngagementEvent):
 
     def fold(self, state: EngagementState) -> None:
         state.wins += 1
+
+
+# -- commands ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class MakeCommitment(Command):
+    METHOD = "make_commitment"
+    EVENT = CommitmentMade
+    title: str
+    due_date: date
+    goal_id: str | None = None
+    commitment_id: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class KeepCommitment(Command):
+    METHOD = "keep_commitment"
+    EVENT = CommitmentKept
+    commitment_id: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class MissCommitment(Command):
+    METHOD = "miss_commitment"
+    EVENT = CommitmentMissed
+    commitment_id: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class RenegotiateCommitment(Command):
+    METHOD = "renegotiate_commitment"
+    EVENT = CommitmentRenegotiated
+    commitment_id: str
+    new_due_date: date
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class GiveFeedback(Command):
+    METHOD = "give_feedback"
+    EVENT = FeedbackGiven
+    direction: FeedbackDirection
+    feedback: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class CorrectCourse(Command):
+    METHOD = "correct_course"
+    EVENT = CourseCorrected
+    correction: str
+    goal_id: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class CelebrateWin(Command):
+    METHOD = "celebrate_win"
+    EVENT = WinCelebrated
+    win: str
+    goal_id: str | None = None
 
 
 class AccountabilityCommands(EngagementState):

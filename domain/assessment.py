@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any
 
+from domain.command import Command
 from domain.errors import AssumptionNotFound
 from domain.event import EngagementEvent
 from domain.fields import (
@@ -72,6 +74,50 @@ class LimitingAssumptionReframed(EngagementEvent):
     def fold(self, state: EngagementState) -> None:
         if self.assumption_id not in state.reframed:
             state.reframed.append(self.assumption_id)
+
+
+# -- commands ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class CompleteAssessment(Command):
+    METHOD = "complete_assessment"
+    EVENT = AssessmentCompleted
+    instrument: Instrument
+    instrument_version: str
+    result: dict[str, Any]
+    assessment_id: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class RankValues(Command):
+    METHOD = "rank_values"
+    EVENT = ValuesRanked
+    values: list[str]
+
+
+@dataclass(frozen=True, kw_only=True)
+class IdentifyStrength(Command):
+    METHOD = "identify_strength"
+    EVENT = StrengthIdentified
+    strength: str
+    evidence: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class IdentifyLimitingAssumption(Command):
+    METHOD = "identify_limiting_assumption"
+    EVENT = LimitingAssumptionIdentified
+    assumption: str
+    assumption_id: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReframeLimitingAssumption(Command):
+    METHOD = "reframe_limiting_assumption"
+    EVENT = LimitingAssumptionReframed
+    assumption_id: str
+    reframe: str
 
 
 class AssessmentCommands(EngagementState):

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Annotated
 
 from domain.checks import checked
+from domain.command import Command
 from domain.errors import (
     CurrencyMismatch,
     InvoiceAlreadyVoided,
@@ -65,6 +67,47 @@ class CostRecorded(EngagementEvent):
 
     def fold(self, state: EngagementState) -> None:
         state.costs[self.cost_id] = self.amount
+
+
+# -- commands ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class IssueInvoice(Command):
+    METHOD = "issue_invoice"
+    EVENT = InvoiceIssued
+    amount: Decimal
+    currency: str
+    description: str = ""
+    invoice_id: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReceivePayment(Command):
+    METHOD = "receive_payment"
+    EVENT = PaymentReceived
+    invoice_id: str
+    amount: Decimal
+    currency: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class VoidInvoice(Command):
+    METHOD = "void_invoice"
+    EVENT = InvoiceVoided
+    invoice_id: str
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecordCost(Command):
+    METHOD = "record_cost"
+    EVENT = CostRecorded
+    category: CostCategory
+    amount: Decimal
+    currency: str
+    description: str = ""
+    cost_id: str | None = None
 
 
 class BillingCommands(EngagementState):

@@ -1,13 +1,17 @@
 """The Engagement aggregate: one coach, one client, one immutable stream of events.
 
-Each pillar's events and command methods live in their own module (``sessions``,
-``goals``, ...); this class mixes them over one state and nests every event class on
-itself, so ``Engagement.SessionHeld`` is the type projections and the relay depend on.
+Each pillar's events, commands and command methods live in their own module
+(``sessions``, ``goals``, ...); this class mixes the pillars' methods over one state and
+nests every event class of those modules on itself (``Engagement.SessionHeld``). A new
+event needs only its pillar module: its class, its command, and the method recording
+it.
 """
 
 from __future__ import annotations
 
+import sys
 from decimal import Decimal
+from types import ModuleType
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -16,76 +20,19 @@ from eventsourcing.domain import Snapshot as BaseSnapshot
 from eventsourcing.utils import register_topic
 
 from domain import context as command_context
-from domain.accountability import (
-    AccountabilityCommands,
-    CommitmentKept,
-    CommitmentMade,
-    CommitmentMissed,
-    CommitmentRenegotiated,
-    CourseCorrected,
-    FeedbackGiven,
-    WinCelebrated,
-)
-from domain.assessment import (
-    AssessmentCommands,
-    AssessmentCompleted,
-    LimitingAssumptionIdentified,
-    LimitingAssumptionReframed,
-    StrengthIdentified,
-    ValuesRanked,
-)
-from domain.billing import (
-    BillingCommands,
-    CostRecorded,
-    InvoiceIssued,
-    InvoiceVoided,
-    PaymentReceived,
-)
+from domain.accountability import AccountabilityCommands
+from domain.assessment import AssessmentCommands
+from domain.billing import BillingCommands
 from domain.checks import conform
 from domain.event import EngagementEvent
-from domain.goals import (
-    GapIdentified,
-    GoalAbandoned,
-    GoalAchieved,
-    GoalCommands,
-    GoalProgressRated,
-    GoalRevised,
-    GoalSet,
-    MilestoneDefined,
-    MilestoneHit,
-    ObstacleAnticipated,
-    VisionStated,
-)
-from domain.lifecycle import (
-    AgreementSigned,
-    CoachReassigned,
-    EngagementClosed,
-    EngagementOpened,
-    EngagementPaused,
-    EngagementReopened,
-    EngagementResumed,
-    LifecycleCommands,
-)
-from domain.outcomes import (
-    IntangibleOutcomeReported,
-    OutcomeCommands,
-    OutcomeExcluded,
-    OutcomeVerified,
-    ReactionSurveyed,
-    TangibleOutcomeReported,
-)
-from domain.privacy import ConsentGranted, ConsentWithdrawn, PrivacyCommands, SubjectErased
-from domain.sessions import (
-    SessionCancelled,
-    SessionCommands,
-    SessionHeld,
-    SessionNoShow,
-    SessionRescheduled,
-    SessionScheduled,
-)
-from domain.skills import PracticeCompleted, SkillCommands, SkillFocusStarted, SkillReassessed
-from domain.state import plain
-from domain.support import ReferralMade, SupportCommands, WellbeingChecked
+from domain.goals import GoalCommands
+from domain.lifecycle import EngagementOpened, LifecycleCommands
+from domain.outcomes import OutcomeCommands
+from domain.privacy import PrivacyCommands
+from domain.sessions import SessionCommands
+from domain.skills import SkillCommands
+from domain.state import EngagementState, plain
+from domain.support import SupportCommands
 
 
 class Engagement(
@@ -110,67 +57,6 @@ class Engagement(
 
     Event = EngagementEvent
     Created = EngagementOpened
-    # Lifecycle
-    EngagementOpened = EngagementOpened
-    AgreementSigned = AgreementSigned
-    EngagementPaused = EngagementPaused
-    EngagementResumed = EngagementResumed
-    CoachReassigned = CoachReassigned
-    EngagementClosed = EngagementClosed
-    EngagementReopened = EngagementReopened
-    # Sessions
-    SessionScheduled = SessionScheduled
-    SessionRescheduled = SessionRescheduled
-    SessionCancelled = SessionCancelled
-    SessionHeld = SessionHeld
-    SessionNoShow = SessionNoShow
-    # Pillar 1: assessment
-    AssessmentCompleted = AssessmentCompleted
-    ValuesRanked = ValuesRanked
-    StrengthIdentified = StrengthIdentified
-    LimitingAssumptionIdentified = LimitingAssumptionIdentified
-    LimitingAssumptionReframed = LimitingAssumptionReframed
-    # Pillar 2: goals
-    VisionStated = VisionStated
-    GoalSet = GoalSet
-    GapIdentified = GapIdentified
-    MilestoneDefined = MilestoneDefined
-    MilestoneHit = MilestoneHit
-    ObstacleAnticipated = ObstacleAnticipated
-    GoalProgressRated = GoalProgressRated
-    GoalRevised = GoalRevised
-    GoalAchieved = GoalAchieved
-    GoalAbandoned = GoalAbandoned
-    # Pillar 3: skills
-    SkillFocusStarted = SkillFocusStarted
-    PracticeCompleted = PracticeCompleted
-    SkillReassessed = SkillReassessed
-    # Pillar 4: accountability
-    CommitmentMade = CommitmentMade
-    CommitmentKept = CommitmentKept
-    CommitmentMissed = CommitmentMissed
-    CommitmentRenegotiated = CommitmentRenegotiated
-    FeedbackGiven = FeedbackGiven
-    CourseCorrected = CourseCorrected
-    WinCelebrated = WinCelebrated
-    # Pillar 5: support
-    WellbeingChecked = WellbeingChecked
-    ReferralMade = ReferralMade
-    # Outcomes
-    TangibleOutcomeReported = TangibleOutcomeReported
-    OutcomeVerified = OutcomeVerified
-    OutcomeExcluded = OutcomeExcluded
-    IntangibleOutcomeReported = IntangibleOutcomeReported
-    ReactionSurveyed = ReactionSurveyed
-    # Cost
-    InvoiceIssued = InvoiceIssued
-    PaymentReceived = PaymentReceived
-    InvoiceVoided = InvoiceVoided
-    CostRecorded = CostRecorded
-    # Privacy
-    ConsentGranted = ConsentGranted
-    ConsentWithdrawn = ConsentWithdrawn
-    SubjectErased = SubjectErased
 
     def __init__(self) -> None:
         self._init_state()
@@ -234,11 +120,32 @@ class Engagement(
 register_topic(Engagement.Snapshot.TOPIC, Engagement.Snapshot)
 
 
-#: Every event class of the catalogue, in catalogue order.
-EVENT_CLASSES: tuple[type[EngagementEvent], ...] = tuple(
-    value
-    for name, value in vars(Engagement).items()
-    if isinstance(value, type)
-    and issubclass(value, EngagementEvent)
-    and name not in ("Event", "Created")
+#: The pillar modules, in catalogue order: each holds its events, its commands and the
+#: mixin of its command methods, which is how it joins the engagement.
+PILLARS: tuple[ModuleType, ...] = tuple(
+    sys.modules[base.__module__]
+    for base in Engagement.__bases__
+    if issubclass(base, EngagementState)
 )
+
+
+def _defined_in(module: ModuleType) -> list[type[EngagementEvent]]:
+    return [
+        value
+        for value in vars(module).values()
+        if isinstance(value, type)
+        and issubclass(value, EngagementEvent)
+        and value.__module__ == module.__name__
+    ]
+
+
+#: Every event class of the catalogue, in catalogue order (pillar by pillar, each in the
+#: order its module defines them).
+EVENT_CLASSES: tuple[type[EngagementEvent], ...] = tuple(
+    event_class for module in PILLARS for event_class in _defined_in(module)
+)
+
+# Each event is nested on the aggregate under its own name (``Engagement.SessionHeld``),
+# as eventsourcing's examples do, without a list to keep beside the pillar modules.
+for _event_class in EVENT_CLASSES:
+    setattr(Engagement, _event_class.__name__, _event_class)

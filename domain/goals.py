@@ -7,6 +7,7 @@ from datetime import date
 from typing import Annotated, Any
 
 from domain.checks import conform
+from domain.command import Command
 from domain.errors import (
     GoalNotFound,
     GoalNotOpen,
@@ -16,16 +17,7 @@ from domain.errors import (
     TargetDateNotAfterSetDate,
 )
 from domain.event import EngagementEvent
-from domain.fields import (
-    Between,
-    Id,
-    Levels,
-    OneOf,
-    Paragraphs,
-    Personal,
-    Reason,
-    Text,
-)
+from domain.fields import Between, Id, Levels, OneOf, Paragraphs, Personal, Reason, Text
 from domain.state import EngagementState, GoalRecord, MilestoneRecord
 from domain.values import (
     GAS_LEVELS,
@@ -231,6 +223,95 @@ class GoalAbandoned(EngagementEvent):
         goal = state.goals[self.goal_id]
         goal.status = GoalStatus.ABANDONED.value
         goal.closed_at = self.occurred_at
+
+
+# -- commands ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class StateVision(Command):
+    METHOD = "state_vision"
+    EVENT = VisionStated
+    horizon_years: int
+    vision: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class SetGoal(Command):
+    METHOD = "set_goal"
+    EVENT = GoalSet
+    goal: SmartGoal
+    goal_id: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class IdentifyGap(Command):
+    METHOD = "identify_gap"
+    EVENT = GapIdentified
+    kind: GapKind
+    description: str
+    goal_id: str | None = None
+    gap_id: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class DefineMilestone(Command):
+    METHOD = "define_milestone"
+    EVENT = MilestoneDefined
+    goal_id: str
+    title: str
+    due_date: date | None = None
+    milestone_id: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class HitMilestone(Command):
+    METHOD = "hit_milestone"
+    EVENT = MilestoneHit
+    goal_id: str
+    milestone_id: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class AnticipateObstacle(Command):
+    METHOD = "anticipate_obstacle"
+    EVENT = ObstacleAnticipated
+    goal_id: str
+    obstacle: str
+    if_then_plan: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class RateGoalProgress(Command):
+    METHOD = "rate_goal_progress"
+    EVENT = GoalProgressRated
+    goal_id: str
+    score: int
+    rater: Rater
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReviseGoal(Command):
+    METHOD = "revise_goal"
+    EVENT = GoalRevised
+    goal_id: str
+    goal: SmartGoal
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class AchieveGoal(Command):
+    METHOD = "achieve_goal"
+    EVENT = GoalAchieved
+    goal_id: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class AbandonGoal(Command):
+    METHOD = "abandon_goal"
+    EVENT = GoalAbandoned
+    goal_id: str
+    reason: str
 
 
 class GoalCommands(EngagementState):

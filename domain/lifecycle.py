@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, fields
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Any, ClassVar
+from uuid import UUID
 
 from eventsourcing.domain import Aggregate
 
 from domain.checks import checked
+from domain.command import Command
 from domain.errors import InvalidTransition, InvalidValue, NoSponsor
 from domain.event import EngagementEvent
 from domain.fields import (
@@ -116,6 +119,74 @@ class EngagementReopened(EngagementEvent):
         state.status = Status.ACTIVE.value
         state.close_reason = None
         state.status_history.append(StatusChange(self.occurred_at, state.status))
+
+
+# -- commands ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class OpenEngagement:
+    """Open an engagement (the only command that creates a stream)."""
+
+    EVENT: ClassVar[type[EngagementEvent]] = EngagementOpened
+    client_id: str
+    client_name: str
+    coach_id: str
+    segment: Segment
+    delivery: Delivery
+    planned_sessions: int
+    cadence_days: int
+    fee_per_session: Decimal
+    currency: str
+    sponsor_id: str | None = None
+    engagement_id: UUID | None = None
+
+    def arguments(self) -> dict[str, Any]:
+        """Return the keyword arguments for ``Engagement.open``."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True, kw_only=True)
+class SignAgreement(Command):
+    METHOD = "sign_agreement"
+    EVENT = AgreementSigned
+    sponsor_may_see: list[SponsorView]
+
+
+@dataclass(frozen=True, kw_only=True)
+class PauseEngagement(Command):
+    METHOD = "pause"
+    EVENT = EngagementPaused
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ResumeEngagement(Command):
+    METHOD = "resume"
+    EVENT = EngagementResumed
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReassignCoach(Command):
+    METHOD = "reassign_coach"
+    EVENT = CoachReassigned
+    to_coach_id: str
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class CloseEngagement(Command):
+    METHOD = "close"
+    EVENT = EngagementClosed
+    close_reason: CloseReason
+    reason: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReopenEngagement(Command):
+    METHOD = "reopen"
+    EVENT = EngagementReopened
+    reason: str
 
 
 class LifecycleCommands(EngagementState):

@@ -6,10 +6,12 @@ closed engagement.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Annotated
 
 from domain.checks import checked
+from domain.command import Command
 from domain.errors import (
     CurrencyMismatch,
     OutcomeAlreadyExcluded,
@@ -99,6 +101,58 @@ class ReactionSurveyed(EngagementEvent):
 
     def fold(self, state: EngagementState) -> None:
         state.reactions.append({"satisfaction": self.satisfaction, "nps": self.nps})
+
+
+# -- commands ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReportTangibleOutcome(Command):
+    METHOD = "report_tangible_outcome"
+    EVENT = TangibleOutcomeReported
+    kind: TangibleKind
+    annualized_value: Decimal
+    currency: str
+    attribution: Decimal
+    confidence: Decimal
+    source: OutcomeSource
+    description: str = ""
+    outcome_id: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class VerifyOutcome(Command):
+    METHOD = "verify_outcome"
+    EVENT = OutcomeVerified
+    outcome_id: str
+    evidence: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExcludeOutcome(Command):
+    METHOD = "exclude_outcome"
+    EVENT = OutcomeExcluded
+    outcome_id: str
+    exclusion: ExclusionReason
+    reason: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReportIntangibleOutcome(Command):
+    METHOD = "report_intangible_outcome"
+    EVENT = IntangibleOutcomeReported
+    kind: IntangibleKind
+    before: int
+    after: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class SurveyReaction(Command):
+    METHOD = "survey_reaction"
+    EVENT = ReactionSurveyed
+    satisfaction: int
+    nps: int
+    comment: str = ""
 
 
 class OutcomeCommands(EngagementState):

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
 from domain.checks import checked
+from domain.command import Command
 from domain.errors import ClientErased, ConsentAlreadyGranted, ConsentNotGranted
 from domain.event import EngagementEvent
 from domain.fields import OneOf, erase
@@ -37,6 +39,29 @@ class SubjectErased(EngagementEvent):
         state.erased = True
         state.consents = []
         erase(state, EngagementState)  # what the state declares personal or sensitive
+
+
+# -- commands ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class GrantConsent(Command):
+    METHOD = "grant_consent"
+    EVENT = ConsentGranted
+    scope: ConsentScope
+
+
+@dataclass(frozen=True, kw_only=True)
+class WithdrawConsent(Command):
+    METHOD = "withdraw_consent"
+    EVENT = ConsentWithdrawn
+    scope: ConsentScope
+
+
+@dataclass(frozen=True, kw_only=True)
+class EraseSubject(Command):
+    METHOD = "erase_subject"
+    EVENT = SubjectErased
 
 
 class PrivacyCommands(EngagementState):

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
+from domain.command import Command
 from domain.errors import SessionAlreadyEnded, SessionNotFound
 from domain.event import EngagementEvent
 from domain.fields import Between, Id, Items, OneOf, OptionalReason, Personal, Text
@@ -88,6 +90,53 @@ class SessionNoShow(EngagementEvent):
         record.status = SessionStatus.NO_SHOW.value
         record.ended_at = self.occurred_at
         record.counts_against_allocation = True
+
+
+# -- commands ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScheduleSession(Command):
+    METHOD = "schedule_session"
+    EVENT = SessionScheduled
+    scheduled_for: datetime
+    duration_minutes: int
+    session_id: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class RescheduleSession(Command):
+    METHOD = "reschedule_session"
+    EVENT = SessionRescheduled
+    session_id: str
+    scheduled_for: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class CancelSession(Command):
+    METHOD = "cancel_session"
+    EVENT = SessionCancelled
+    session_id: str
+    late: bool = False
+    counts_against_allocation: bool = False
+    reason: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class HoldSession(Command):
+    METHOD = "hold_session"
+    EVENT = SessionHeld
+    session_id: str
+    duration_minutes: int
+    pillars: list[Pillar]
+    notes: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecordNoShow(Command):
+    METHOD = "record_no_show"
+    EVENT = SessionNoShow
+    session_id: str
 
 
 class SessionCommands(EngagementState):

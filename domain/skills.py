@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
 from domain.checks import checked
+from domain.command import Command
 from domain.errors import InvalidValue, SkillFocusNotStarted
 from domain.event import EngagementEvent
 from domain.fields import Between, FromState, OneOf, OptionalParagraphs
@@ -47,6 +49,34 @@ class SkillReassessed(EngagementEvent):
 
     def fold(self, state: EngagementState) -> None:
         state.skills[self.area].current = self.after
+
+
+# -- commands ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class StartSkillFocus(Command):
+    METHOD = "start_skill_focus"
+    EVENT = SkillFocusStarted
+    area: SkillArea
+    baseline: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class CompletePractice(Command):
+    METHOD = "complete_practice"
+    EVENT = PracticeCompleted
+    area: SkillArea
+    minutes: int
+    description: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReassessSkill(Command):
+    METHOD = "reassess_skill"
+    EVENT = SkillReassessed
+    area: SkillArea
+    after: int
 
 
 class SkillCommands(EngagementState):

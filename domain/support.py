@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
+from domain.command import Command
 from domain.event import EngagementEvent
 from domain.fields import Between, OneOf, Paragraphs, Sensitive
 from domain.state import EngagementState
@@ -40,6 +42,27 @@ class ReferralMade(EngagementEvent):
 
     def fold(self, state: EngagementState) -> None:
         state.referrals += 1
+
+
+# -- commands ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class CheckWellbeing(Command):
+    METHOD = "check_wellbeing"
+    EVENT = WellbeingChecked
+    confidence: int
+    stress: int
+    motivation: int
+    imposter_feelings: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class MakeReferral(Command):
+    METHOD = "make_referral"
+    EVENT = ReferralMade
+    referral_kind: ReferralKind
+    reason: str
 
 
 class SupportCommands(EngagementState):

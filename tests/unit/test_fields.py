@@ -31,7 +31,7 @@ from domain.commands import (
     SetGoal,
 )
 from domain.context import CommandContext
-from domain.engagement import EVENT_CLASSES
+from domain.engagement import EVENT_CLASSES, PILLARS, Engagement
 from domain.errors import InvalidValue
 from domain.event import EngagementEvent
 from domain.fields import (
@@ -173,6 +173,30 @@ def test_a_command_field_is_the_field_of_the_event_it_records(command: type[Comm
             theirs[name].markers,
             theirs[name].item,
         )
+
+
+def test_each_pillar_module_holds_its_events_commands_and_methods() -> None:
+    """The aggregate and the catalogues gather what the pillar modules define: an event,
+    its command and the method recording it sit in one module, and nowhere else."""
+    events = [c for m in PILLARS for c in vars(m).values() if _defined(c, m, EngagementEvent)]
+    commands = [c for m in PILLARS for c in vars(m).values() if _defined(c, m, Command)]
+    assert list(EVENT_CLASSES) == events
+    assert list(ENGAGEMENT_COMMANDS) == commands
+    assert len(events) == 51
+    assert len(commands) == 50
+    for event_class in events:
+        assert getattr(Engagement, event_class.__name__) is event_class
+    for command in [*commands, OpenEngagement]:
+        module = command.__module__
+        assert command.EVENT.__module__ == module, command.__name__
+        method = getattr(Engagement, getattr(command, "METHOD", "open"))
+        assert method.__module__ in (module, Engagement.__module__), command.__name__
+
+
+def _defined(value: object, module: Any, kind: type) -> bool:
+    return (
+        isinstance(value, type) and issubclass(value, kind) and value.__module__ == module.__name__
+    )
 
 
 def test_each_command_records_the_event_it_names(driven: tuple[Witness, Driver]) -> None:
