@@ -19,12 +19,13 @@ from typing import Any
 
 #: Deepest nesting of arrays and objects a body may have (a goal inside a command is 3).
 MAX_DEPTH = 32
-#: Longest integer literal: any 64-bit integer fits, nothing Python cannot convert.
-MAX_INTEGER_DIGITS = 20
+#: Longest integer literal: far beyond any value a field accepts (each field's own bound
+#: answers those with a 422 naming it), far below what Python refuses to convert (4300).
+MAX_INTEGER_DIGITS = 100
 #: Longest number with a fraction or an exponent, and the largest power of ten it may
-#: reach (money and fractions need far less; the domain bounds them precisely).
-MAX_DECIMAL_CHARS = 64
-MAX_DECIMAL_EXPONENT = 64
+#: reach (money and fractions need far less; their fields bound them precisely).
+MAX_DECIMAL_CHARS = 100
+MAX_DECIMAL_EXPONENT = 1000
 
 _STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _NOT_BRACKETS = re.compile(rb"[^\[\]{}]+")
