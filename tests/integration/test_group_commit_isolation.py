@@ -32,6 +32,8 @@ class SlowCommits(Engagements):
     """The real application, whose shared transactions take a little longer (as under
     load), so that concurrent saves are sure to queue up and go together."""
 
+    name = "Engagements"  # the same tables as the application it stands in for
+
     def _store_together(self, prepared: list[Any]) -> None:
         time.sleep(0.004)
         super()._store_together(prepared)
