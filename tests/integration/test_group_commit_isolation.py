@@ -20,7 +20,7 @@ import pytest
 from domain.application import Engagements
 from domain.commands import CelebrateWin, CompleteAssessment
 from domain.context import CommandContext
-from domain.errors import UnstorableValue
+from domain.errors import InvalidValue, UnstorableValue
 from tests.conftest import days_ago
 from tests.integration.helpers import open_engagement
 
@@ -50,6 +50,24 @@ def slow_app(store_env: dict[str, str]) -> Iterator[SlowCommits]:
 
 def _ctx(firm: str, actor: str = "admin-1") -> CommandContext:
     return CommandContext(actor_id=actor, actor_role="firm_admin", firm_id=firm)
+
+
+def test_an_unpaired_surrogate_in_a_result_passes_the_rules_and_is_refused_when_prepared(
+    app: Engagements,
+) -> None:
+    """The case the shared transaction used to fail on: nothing before storing refuses it."""
+    ctx = _ctx("firm-north")
+    engagement_id = open_engagement(app, ctx, days_ago(30))
+    command = CompleteAssessment(
+        engagement_id=engagement_id,
+        instrument="disc",
+        instrument_version="1",
+        result={"note": "x \ud800"},
+    )
+    with pytest.raises(UnstorableValue) as refused:
+        app.execute(ctx, command)
+    assert refused.value.field == "result"
+    assert app.get("firm-north", engagement_id).version == 1
 
 
 @pytest.mark.parametrize(
@@ -100,8 +118,10 @@ def test_an_unstorable_result_fails_only_its_own_command(
         written = [o for f in writes for o in f.result(timeout=120)]
 
     assert written == [None] * (WRITERS * ROUNDS), {type(o).__name__ for o in written}
-    assert all(isinstance(o, UnstorableValue) for o in attacked), attacked[:3]
-    assert all(o.field == "result" for o in attacked if isinstance(o, UnstorableValue))
+    # Refused by the domain's rules for free-form results, or when the save is prepared
+    # (UnstorableValue, a kind of InvalidValue): either way that command alone.
+    assert all(isinstance(o, InvalidValue) for o in attacked), attacked[:3]
+    assert all(o.field == "result" for o in attacked if isinstance(o, InvalidValue))
     for engagement_id in victims:
         assert slow_app.get("firm-south", engagement_id).version == 1 + ROUNDS
     assert slow_app.get("firm-north", hostile).version == 1
