@@ -37,10 +37,10 @@ case "${1:-start}" in
       exit 0
     fi
     echo "ensure-kafka: nothing answers on $host:$port; starting Apache Kafka there"
-    "$python" -m tests.broker start --host "$host" --port "$port" --directory "$directory"
     if [ -n "${COACHLOG_STARTED_FILE:-}" ]; then
-      echo kafka >>"$COACHLOG_STARTED_FILE"
+      echo kafka >>"$COACHLOG_STARTED_FILE" # before: an interrupted start is stopped too
     fi
+    "$python" -m tests.broker start --host "$host" --port "$port" --directory "$directory"
     ;;
   stop)
     "$python" -m tests.broker stop --directory "$directory"

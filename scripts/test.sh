@@ -14,22 +14,24 @@ cd "$(dirname "$0")/.."
 started=$(mktemp -t coachlog-started.XXXXXX)
 export COACHLOG_STARTED_FILE=$started
 child=
-forward=
+kafka_start=
 
+# shellcheck disable=SC2317  # run by the EXIT trap
 cleanup() {
   local status=$?
   trap - EXIT INT TERM
   if [ -n "$child" ] && kill -0 "$child" 2>/dev/null; then
-    # A terminal's Ctrl-C reached pytest too; a TERM sent to this script alone is passed
-    # on as an interrupt, so pytest's fixtures still stop the processes they started.
-    if [ -n "$forward" ]; then
-      kill -INT "$child" 2>/dev/null || true
-    fi
+    # Interrupted (Ctrl-C, or TERM from a CI runner): interrupt pytest, so that its
+    # fixtures still stop the processes and brokers they started; kill it after 60 s.
+    kill -INT "$child" 2>/dev/null || true
     for _ in $(seq 1 600); do
       kill -0 "$child" 2>/dev/null || break
       sleep 0.1
     done
     kill -KILL "$child" 2>/dev/null || true
+  fi
+  if [ -n "$kafka_start" ]; then
+    wait "$kafka_start" 2>/dev/null || true # a broker still starting is stopped once up
   fi
   if grep -qx kafka "$started"; then
     scripts/ensure-kafka.sh stop || status=1
@@ -42,35 +44,52 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT
-trap 'forward=1; exit 143' TERM
+trap 'exit 143' TERM
 
-python=${PYTHON:-python3}
-if [ ! -x .venv/bin/python ]; then
-  "$python" -m venv .venv
-fi
-.venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e '.[test]'
+# Everything below runs from one function, read whole before it starts: a checkout or a
+# rebase while the suite runs cannot change what this run executes.
+main() {
+  python=${PYTHON:-python3}
+  if [ ! -x .venv/bin/python ]; then
+    "$python" -m venv .venv
+  fi
+  .venv/bin/python -m pip install --quiet --upgrade pip
+  .venv/bin/python -m pip install --quiet -e '.[test]'
 
-# Debian's PostgreSQL server, Java 17 and Maven (for Apache Kafka), kcat, docker-compose
-# and Chromium, whichever this machine lacks.
-scripts/install-packages.sh
+  # Debian's PostgreSQL server, Java 17 and Maven (for Apache Kafka), kcat, docker-compose
+  # and Chromium, whichever this machine lacks.
+  scripts/install-packages.sh
 
-if [ -z "${COACHLOG_TEST_POSTGRES_URL:-}" ]; then
-  scripts/ensure-postgres.sh start
-  export COACHLOG_TEST_POSTGRES_URL=postgresql://postgres@${PGHOST:-127.0.0.1}:${PGPORT:-5432}/postgres
-fi
-if [ -z "${COACHLOG_TEST_KAFKA_BOOTSTRAP:-}" ]; then
-  scripts/ensure-kafka.sh start
-  export COACHLOG_TEST_KAFKA_BOOTSTRAP=${COACHLOG_KAFKA_HOST:-127.0.0.1}:${COACHLOG_KAFKA_PORT:-9092}
-fi
+  if [ -z "${COACHLOG_TEST_POSTGRES_URL:-}" ]; then
+    scripts/ensure-postgres.sh start
+    export COACHLOG_TEST_POSTGRES_URL=postgresql://postgres@${PGHOST:-127.0.0.1}:${PGPORT:-5432}/postgres
+  fi
+  if [ -z "${COACHLOG_TEST_KAFKA_BOOTSTRAP:-}" ]; then
+    # The broker takes a while to start: lint and type-check meanwhile.
+    scripts/ensure-kafka.sh start &
+    kafka_start=$!
+    export COACHLOG_TEST_KAFKA_BOOTSTRAP=${COACHLOG_KAFKA_HOST:-127.0.0.1}:${COACHLOG_KAFKA_PORT:-9092}
+  fi
 
-echo "== ruff"
-.venv/bin/ruff check .
-.venv/bin/ruff format --check .
-echo "== mypy"
-.venv/bin/mypy
-echo "== pytest"
-# In the background, so that a signal reaches the traps above at once.
-.venv/bin/pytest "$@" &
-child=$!
-wait "$child"
+  echo "== ruff"
+  .venv/bin/ruff check .
+  .venv/bin/ruff format --check .
+  echo "== mypy"
+  .venv/bin/mypy
+  if [ -n "$kafka_start" ]; then
+    wait "$kafka_start"
+    kafka_start=
+  fi
+  echo "== pytest"
+  # In the background, so that a signal reaches the traps above at once, and as a job
+  # of its own (set -m): a background job would otherwise ignore SIGINT, and a
+  # terminal's Ctrl-C reaches it only through the trap, once.
+  set -m
+  .venv/bin/pytest "$@" &
+  child=$!
+  set +m
+  wait "$child"
+}
+
+main "$@"
+exit
