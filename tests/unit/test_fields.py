@@ -182,8 +182,6 @@ def test_each_pillar_module_holds_its_events_commands_and_methods() -> None:
     commands = [c for m in PILLARS for c in vars(m).values() if _defined(c, m, Command)]
     assert list(EVENT_CLASSES) == events
     assert list(ENGAGEMENT_COMMANDS) == commands
-    assert len(events) == 51
-    assert len(commands) == 50
     for event_class in events:
         assert getattr(Engagement, event_class.__name__) is event_class
     for command in [*commands, OpenEngagement]:
