@@ -190,12 +190,11 @@ class KafkaProjector:
         """Seek back to the end of a partition whose stored offset lies past it.
 
         The broker then holds fewer records than we consumed: it lost its log (a
-        restart, a recreated topic). Past the end some brokers (tansu) answer nothing
-        rather than "offset out of range", and the partition would stall until its new
-        log grew that long. Reading from the end it reports (tansu's may be a batch
-        short: duplicates are skipped), the next record's chain link heals what lies
-        before it from the store. Runs after poll: the blocking end_offsets call must
-        not run inside the rebalance callback.
+        restart, a recreated topic), and the partition would stall until its new log
+        grew that long. Reading from the end, the next record's chain link (or the idle
+        sweep) heals what lies before it from the store; the new offset is recorded at
+        once, so that it never stays past the end. Runs after poll: the blocking
+        end_offsets call must not run inside the rebalance callback.
         """
         consumer = self.consumer()
         pending, self._unchecked = self._unchecked, {}
@@ -218,6 +217,17 @@ class KafkaProjector:
                     end,
                 )
                 consumer.seek(tp, end)
+                # Recorded at once: with no new record on this partition the stored
+                # offset would otherwise stay past the end until the next assignment.
+                self.store.apply_partition(
+                    self.store.live_generation(),
+                    self.settings.topic,
+                    tp.partition,
+                    [],
+                    end,
+                    partial(self.heal, tp.partition),
+                    self.partitions(),
+                )
 
     def sweep(self) -> None:
         """Fold from the store what the owned partitions lack up to the log head."""
