@@ -107,6 +107,15 @@ class Accounts:
             if cur.rowcount == 0:
                 raise AccountError(f"user {user_id} already exists in firm {firm_id}")
 
+    def forget_person(self, firm_id: str, user_id: str) -> None:
+        """Blank a user's display name (their personal data here) when they are erased
+        as a client; the user id stays, as the events name it."""
+        with self.db.transaction() as cur:
+            cur.execute(
+                "UPDATE coachlog_users SET name = '' WHERE firm_id = %s AND user_id = %s",
+                (firm_id, user_id),
+            )
+
     def issue_token(self, firm_id: str, user_id: str) -> str:
         """Create a token for a user and return it; only its hash is kept."""
         with self.db.transaction() as cur:

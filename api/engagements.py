@@ -348,7 +348,17 @@ def _command_view(command_type: type[Command]) -> Callable[..., Response]:
             result = _engagements().execute(ctx, command, _expected_version(), authorize=authorize)
             return _result(result)
 
-        return _idempotent(engagement_id, run, _current, reauthorize)
+        def recover(target: UUID) -> StoredResponse:
+            # A keyed erasure whose process stopped after recording it: finish it first.
+            if command_type is EraseSubject:
+                engagements = _engagements()
+                engagement = engagements.get(principal.firm_id, target)
+                if engagements.erasure_unfinished(engagement):
+                    ctx = _context(dict(body), uuid.uuid4())
+                    engagements.finish_erasure(ctx, engagement)
+            return _current(target)
+
+        return _idempotent(engagement_id, run, recover, reauthorize)
 
     view.__name__ = f"post_{command_type.METHOD}"
     view.__doc__ = (command_type.__doc__ or "").strip()

@@ -21,6 +21,7 @@ from domain.errors import (
     ConcurrencyConflict,
     DomainError,
     EngagementNotFound,
+    ErasureIncomplete,
     InvalidValue,
     MissingActor,
     OccurredInFuture,
@@ -95,6 +96,16 @@ def _http_error(error: HTTPException) -> Response:
 
 
 def _domain_error(error: DomainError) -> Response:
+    if isinstance(error, ErasureIncomplete):
+        # Not a refusal: part of it is done, and the detail says what remains.
+        log.warning("erasure incomplete: %s", error.message)
+        return problem(
+            503,
+            "Erasure incomplete",
+            error.message,
+            code=error.code,
+            headers={"Retry-After": "5"},
+        )
     if isinstance(error, EngagementNotFound):
         return problem(404, "Not found", error.message, code=error.code)
     if isinstance(error, InvalidValue):

@@ -28,6 +28,7 @@ def _authenticate() -> Response | None:
         return None
     if request.routing_exception is not None:
         return None  # no such path (404) or method (405 with Allow): routing answers
+    _see_erasures()
     if is_page(request.path):
         return None  # pages sign in with their session cookie (api/pages.py)
     header = request.headers.get("Authorization", "")
@@ -55,6 +56,13 @@ def _authenticate() -> Response | None:
     # Raises Forbidden (403) or, for another firm's engagement, its "not found" (404).
     authorization.gate(principal, request.endpoint, request.view_args)
     return None
+
+
+def _see_erasures() -> None:
+    """Drop this process's cached data keys if any key was destroyed since they were
+    read (one small query): an erasure answered by any worker is seen by all of them
+    before they answer anything else."""
+    current_app.extensions["coachlog"].engagements.keys.refresh()
 
 
 def register(app: Flask) -> None:

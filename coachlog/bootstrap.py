@@ -123,5 +123,6 @@ def _services(settings: Settings) -> Services:
         ),
     )
     services.create_tables()
+    engagements.erasure_hooks.append(services.accounts.forget_person)
     db.run_script(RELAY_SCHEMA)  # so /metrics can report the relay before it first runs
     return services

@@ -33,6 +33,7 @@ from domain.errors import (
     ConcurrencyConflict,
     EngagementAlreadyExists,
     EngagementNotFound,
+    ErasureIncomplete,
     StaleVersion,
 )
 from domain.event import EngagementEvent
@@ -47,11 +48,15 @@ from domain.keys import (
     master_key_from,
     retrying,
 )
-from domain.privacy import SubjectErased
+from domain.privacy import EraseSubject, SubjectErased
 from domain.storage import ChainedEventStore, Prepared, SealingMapper
 from domain.transcoding import StrictJSONTranscoder, register_domain_transcodings
 
 log = logging.getLogger("coachlog.engagements")
+
+#: How often an erasure is tried again when a concurrent command on another of the
+#: client's engagements won the race (each try reloads them).
+ERASURE_ATTEMPTS = 20
 
 
 @dataclass(frozen=True)
@@ -85,6 +90,12 @@ class Engagements(Application[UUID]):
     #: stored since (usually none) instead of a snapshot and up to 49 events to decode.
     #: Every get re-checks the store ("fast-forward"), so other writers are always seen.
     env: ClassVar[dict[str, str]] = {"AGGREGATE_CACHE_MAXSIZE": "1000"}
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        #: Called with (firm id, client id) when a client is erased, before their keys
+        #: are destroyed: personal data kept outside the events (a user's display name).
+        self.erasure_hooks: list[Callable[[str, str], None]] = []
+        super().__init__(*args, **kwargs)
 
     def construct_transcoder(self) -> Transcoder:
         """A transcoder that stores standard JSON only (domain/transcoding.py)."""
@@ -192,6 +203,14 @@ class Engagements(Application[UUID]):
         engagement = self._load(ctx.firm_id, engagement_id)
         if authorize is not None:
             authorize(engagement)
+        if (
+            [type(c) for c in commands] == [EraseSubject]
+            and engagement.erased
+            and self.erasure_unfinished(engagement)
+        ):
+            # The same erasure again, after one that stopped half-way: finish it.
+            self.finish_erasure(ctx, engagement)
+            return [CommandResult(engagement_id, engagement.version)]
         if expected_version is not None and expected_version != engagement.version:
             raise StaleVersion(expected_version, engagement.version)
         results = []
@@ -234,18 +253,21 @@ class Engagements(Application[UUID]):
         return CommandResult(engagement.id, engagement.version, engagement.id)
 
     def _save(self, engagement: Engagement) -> None:
-        erased = [e for e in engagement.pending_events if isinstance(e, SubjectErased)]
+        if any(isinstance(e, SubjectErased) for e in engagement.pending_events):
+            self._erase(engagement)
+            return
         try:
             self._commit(engagement)
         except IntegrityError:
-            current = self._head_version(engagement.id)
-            raise ConcurrencyConflict(
-                f"engagement {engagement.id} was changed by someone else "
-                f"(now at version {current}); reload and try again",
-                current_version=current,
-            ) from None
-        if erased:
-            self._shred(engagement, erased[-1])
+            raise self._conflict(engagement.id) from None
+
+    def _conflict(self, engagement_id: UUID) -> ConcurrencyConflict:
+        current = self._head_version(engagement_id)
+        return ConcurrencyConflict(
+            f"engagement {engagement_id} was changed by someone else "
+            f"(now at version {current}); reload and try again",
+            current_version=current,
+        )
 
     def _commit(self, engagement: Engagement) -> None:
         """Store the engagement's new events, in one transaction with whatever other
@@ -271,14 +293,17 @@ class Engagements(Application[UUID]):
         except Exception as error:  # the events are stored; the next read folds them
             log.warning("no snapshot of %s at version %d: %s", engagement_id, version, error)
 
-    def _shred(self, engagement: Engagement, erasure: SubjectErased) -> None:
-        """After SubjectErased was stored: erase the client on their other engagements
-        too, drop every snapshot of theirs, then destroy their keys (crypto-shredding)."""
-        others = [
-            e
-            for e in self.keys.store.engagements_of(engagement.firm_id, engagement.client_id)
-            if e != engagement.id
-        ]
+    # -- erasure ------------------------------------------------------------------------
+
+    def _erase(self, engagement: Engagement) -> None:
+        """Store ``SubjectErased`` on this engagement and, in the same transaction, on
+        every other engagement of the same client; then finish (``_finish_erasure``).
+
+        Either every engagement of the client records the erasure or none does: a
+        concurrent command on another of them only makes this try again (that command
+        lost or won its own race; an erased engagement takes no new one)."""
+        mine = list(engagement.collect_events())
+        erasure = next(e for e in reversed(mine) if isinstance(e, SubjectErased))
         ctx = CommandContext(
             actor_id=erasure.actor_id,
             actor_role=erasure.actor_role,
@@ -286,15 +311,84 @@ class Engagements(Application[UUID]):
             correlation_id=erasure.correlation_id,
             causation_id=erasure.correlation_id,
         )
-        for other_id in others:
+        for attempt in range(ERASURE_ATTEMPTS):
+            others = self._erase_others(engagement, ctx)
+            events = mine + [e for other in others for e in other.collect_events()]
+            try:
+                self.group_commit.save(events)
+                break
+            except IntegrityError:
+                if (self._head_version(engagement.id) or 0) >= mine[0].originator_version:
+                    raise self._conflict(engagement.id) from None
+                if attempt == ERASURE_ATTEMPTS - 1:
+                    raise ConcurrencyConflict(
+                        f"the client of engagement {engagement.id} is being written to "
+                        f"too busily to erase; nothing was erased, try again",
+                        current_version=self._head_version(engagement.id),
+                    ) from None
+        self._finish_erasure(engagement)
+
+    def _erase_others(self, engagement: Engagement, ctx: CommandContext) -> list[Engagement]:
+        """The client's other engagements not yet erased, each with its erasure pending."""
+        pending = []
+        for other_id in self.keys.store.engagements_of(engagement.firm_id, engagement.client_id):
+            if other_id == engagement.id:
+                continue
             other = self._load(engagement.firm_id, other_id)
             if not other.erased:
                 with acting(ctx):
                     other.erase_subject()
-                self._commit(other)
-        for engagement_id in [engagement.id, *others]:
-            self._delete_snapshots(engagement_id)
-        self.keys.destroy(engagement.firm_id, engagement.client_id)
+                pending.append(other)
+        return pending
+
+    def _finish_erasure(self, engagement: Engagement) -> None:
+        """After every engagement of the client recorded its erasure: drop their
+        snapshots and destroy the client's keys (crypto-shredding). If that fails the
+        erasure is reported incomplete, and the same request finishes it."""
+        firm_id, client_id = engagement.firm_id, engagement.client_id
+        try:
+            for engagement_id in self.keys.store.engagements_of(firm_id, client_id):
+                self._delete_snapshots(engagement_id)
+            for forget in self.erasure_hooks:
+                forget(firm_id, client_id)
+            self.keys.destroy(firm_id, client_id)
+        except Exception as error:
+            raise ErasureIncomplete(
+                f"the client of engagement {engagement.id} is recorded as erased on every "
+                f"engagement of theirs, but their keys could not be destroyed yet ({error}): "
+                f"their personal data is still readable; send the same request again to "
+                f"finish"
+            ) from error
+
+    def erasure_unfinished(self, engagement: Engagement) -> bool:
+        """Whether an erased engagement's client still has a live key, or another
+        engagement not yet erased (an erasure that stopped half-way)."""
+        if not engagement.erased:
+            return False
+        store = self.keys.store
+        if store.current_key(engagement.firm_id, engagement.client_id) is not None:
+            return True
+        return any(
+            not self._load(engagement.firm_id, other_id).erased
+            for other_id in store.engagements_of(engagement.firm_id, engagement.client_id)
+            if other_id != engagement.id
+        )
+
+    def finish_erasure(self, ctx: CommandContext, engagement: Engagement) -> None:
+        """Complete an erasure that stopped half-way: erase the client's engagements
+        still unerased (one transaction), then destroy their keys."""
+        for attempt in range(ERASURE_ATTEMPTS):
+            others = self._erase_others(engagement, ctx)
+            events = [e for other in others for e in other.collect_events()]
+            if not events:
+                break
+            try:
+                self.group_commit.save(events)
+                break
+            except IntegrityError:
+                if attempt == ERASURE_ATTEMPTS - 1:
+                    raise
+        self._finish_erasure(engagement)
 
     @retrying
     def _delete_snapshots(self, engagement_id: UUID) -> None:

@@ -114,6 +114,12 @@ class ClientErased(DomainError):
     code = "subject_erased"
 
 
+class ErasureIncomplete(DomainError):
+    """The erasure was recorded but its keys are not destroyed yet: retry to finish."""
+
+    code = "erasure_incomplete"
+
+
 # -- sessions ---------------------------------------------------------------------------
 
 

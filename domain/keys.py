@@ -11,8 +11,12 @@ under it — in events, snapshots, Kafka messages, backups — can no longer be 
 Keys live in two tables beside the event store (same database, same transactions
 semantics): ``coachlog_data_keys`` and ``coachlog_engagement_keys`` (which key an
 engagement's events are sealed under). Unwrapped keys are cached per process for a
-few seconds (``COACHLOG_KEY_CACHE_SECONDS``, default 5); a destruction is therefore
-seen by other processes within that time, and at once by the process that made it.
+few seconds (``COACHLOG_KEY_CACHE_SECONDS``, default 5). Every destruction also moves
+the *erasure generation* (``coachlog_key_generation``, in the same transaction); a
+process that calls ``KeyRing.refresh`` (the API does, once per request) drops every
+cached key when it moved, so no answer begun after an erasure was answered shows the
+erased data, whichever process gives it. Processes that do not refresh (workers) see a
+destruction within the cache time.
 """
 
 from __future__ import annotations
@@ -140,6 +144,9 @@ class KeyStore(Protocol):
     def keys_of(self, engagement_ids: list[UUID]) -> list[tuple[UUID, str, str | None]]:
         """(engagement, key id, wrapped key or None if destroyed) of each known one."""
 
+    def generation(self) -> int:
+        """How many destructions there were so far (moves with every one)."""
+
 
 _TABLES = [
     """CREATE TABLE IF NOT EXISTS {p}coachlog_data_keys (
@@ -159,6 +166,12 @@ _TABLES = [
     )""",
     """CREATE INDEX IF NOT EXISTS coachlog_engagement_keys_key
         ON {p}coachlog_engagement_keys (key_id)""",
+    """CREATE TABLE IF NOT EXISTS {p}coachlog_key_generation (
+        id INTEGER PRIMARY KEY,
+        generation BIGINT NOT NULL
+    )""",
+    """INSERT INTO {p}coachlog_key_generation (id, generation) VALUES (1, 0)
+        ON CONFLICT DO NOTHING""",
 ]
 
 
@@ -288,6 +301,11 @@ class SqlKeyStore(SqlTables):
                 ),
                 (time.time(), firm_id, client_id),
             )
+            cur.execute(
+                self.sql(
+                    "UPDATE {p}coachlog_key_generation SET generation = generation + 1 WHERE id = 1"
+                )
+            )
         try:
             self._purge_old_row_versions()
         except Exception as error:  # the keys are destroyed; only the clean-up failed
@@ -295,6 +313,13 @@ class SqlKeyStore(SqlTables):
                 "destroyed keys %s, but could not purge their old row versions: %s", ids, error
             )
         return ids
+
+    @retrying
+    def generation(self) -> int:
+        with self._cursor() as cur:
+            cur.execute(self.sql("SELECT generation FROM {p}coachlog_key_generation WHERE id = 1"))
+            value = self._first(cur.fetchone())
+        return 0 if value is None else int(value)
 
     def _purge_old_row_versions(self) -> None:
         """Make the destroyed keys' old row versions unreachable on disk too: SQLite's
@@ -356,6 +381,7 @@ class MemoryKeyStore:
         self.keys: dict[str, dict[str, Any]] = {}
         self.engagements: dict[UUID, str] = {}
         self.lock = threading.Lock()
+        self.destructions = 0
 
     def create_tables(self) -> None:
         return None
@@ -391,7 +417,11 @@ class MemoryKeyStore:
             ]
             for key_id in ids:
                 self.keys[key_id]["wrapped"] = None
+            self.destructions += 1
         return ids
+
+    def generation(self) -> int:
+        return self.destructions
 
     def engagements_of(self, firm_id: str, client_id: str) -> list[UUID]:
         ids = {
@@ -416,9 +446,29 @@ class KeyRing:
         self.store = store
         self.master = master
         self.cache_seconds = cache_seconds
-        self._ciphers: dict[str, tuple[float, AESCipher | None]] = {}
+        #: key id -> (when read, erasure generation then, cipher or None if destroyed)
+        self._ciphers: dict[str, tuple[float, int, AESCipher | None]] = {}
         self._engagement_keys: dict[UUID, str] = {}
         self._lock = threading.Lock()
+        #: The store's erasure generation as last seen (``refresh``).
+        self.generation = -1
+
+    def refresh(self) -> None:
+        """Ask the store for its erasure generation (one small query) and drop every
+        cached key if it moved since: called at the start of each API request, it
+        makes an erasure visible to every process once it has been answered."""
+        generation = self.store.generation()
+        if generation != self.generation:
+            with self._lock:
+                self._ciphers.clear()
+                self.generation = generation
+
+    def _fresh(self, cached: tuple[float, int, AESCipher | None] | None, now: float) -> bool:
+        return (
+            cached is not None
+            and now - cached[0] < self.cache_seconds
+            and cached[1] == self.generation
+        )
 
     # -- keys ---------------------------------------------------------------------------
 
@@ -452,12 +502,13 @@ class KeyRing:
     def _cipher(self, key_id: str) -> AESCipher | None:
         now = time.monotonic()
         cached = self._ciphers.get(key_id)
-        if cached is not None and now - cached[0] < self.cache_seconds:
-            return cached[1]
+        if cached is not None and self._fresh(cached, now):
+            return cached[2]
+        seen = self.generation  # before reading: a refresh meanwhile makes this stale
         wrapped = self.store.wrapped(key_id)
         cipher = None if wrapped is None else _cipher(self.master.unwrap(key_id, wrapped))
         with self._lock:
-            self._ciphers[key_id] = (now, cipher)
+            self._ciphers[key_id] = (now, seen, cipher)
         return cipher
 
     def prefetch(self, engagement_ids: Iterable[UUID]) -> None:
@@ -468,19 +519,27 @@ class KeyRing:
         for engagement_id in set(engagement_ids):
             key_id = self._engagement_keys.get(engagement_id)
             cached = None if key_id is None else self._ciphers.get(key_id)
-            if cached is None or now - cached[0] >= self.cache_seconds:
+            if not self._fresh(cached, now):
                 missing.append(engagement_id)
         if not missing:
             return
+        seen = self.generation
         for engagement_id, key_id, wrapped in self.store.keys_of(missing):
-            self.remember(engagement_id, key_id, wrapped)
+            self.remember(engagement_id, key_id, wrapped, seen)
 
-    def remember(self, engagement_id: UUID, key_id: str, wrapped: str | None) -> None:
-        """Use a key read along with something else (e.g. a read-model row)."""
+    def remember(
+        self, engagement_id: UUID, key_id: str, wrapped: str | None, seen: int | None = None
+    ) -> None:
+        """Use a key read along with something else (e.g. a read-model row); ``seen`` is
+        the erasure generation as it was before that read."""
         self._engagement_keys[engagement_id] = key_id
         cipher = None if wrapped is None else _cipher(self.master.unwrap(key_id, wrapped))
         with self._lock:
-            self._ciphers[key_id] = (time.monotonic(), cipher)
+            self._ciphers[key_id] = (
+                time.monotonic(),
+                self.generation if seen is None else seen,
+                cipher,
+            )
 
     def forget(self, key_ids: list[str]) -> None:
         """Drop cached keys (after they were destroyed)."""

@@ -346,6 +346,7 @@ class Dashboards:
             return docseal.unseal(docs[0], self.store.keys), fresh
         for _ in range(3):
             generation = self._live if self._live is not None else self.store.live_generation()
+            seen = None if self.store.keys is None else self.store.keys.generation
             try:
                 # With keys, the document's data key comes along (no query of its own).
                 keyed = self.store.keys is not None
@@ -382,7 +383,7 @@ class Dashboards:
             if row[5] is None:
                 raise NotFound(f"engagement {engagement_id} not found (or not projected yet)")
             if self.store.keys is not None and row[6] is not None:
-                self.store.keys.remember(UUID(engagement_id), str(row[6]), row[7])
+                self.store.keys.remember(UUID(engagement_id), str(row[6]), row[7], seen)
             return self.store.open_doc(row[5]), fresh
         msg = "the live read-model generation kept changing"
         raise RuntimeError(msg)
