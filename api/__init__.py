@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import math
+import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -128,6 +131,29 @@ def _refuse_nul_in_path() -> Response | None:
     return None
 
 
+#: Swagger UI's inline start-up script, found in the page it renders.
+_INLINE_SCRIPT = re.compile(rb"<script>(.*?)</script>", re.DOTALL)
+
+
+def _docs_headers(response: Response) -> Response:
+    """Swagger UI (``/docs``) may run its own scripts and the one inline script that
+    starts it (allowed by its hash), load nothing from elsewhere and not be framed."""
+    if request.path.startswith("/docs") and response.mimetype == "text/html":
+        allowed = " ".join(
+            "'sha256-" + base64.b64encode(hashlib.sha256(script).digest()).decode() + "'"
+            for script in _INLINE_SCRIPT.findall(response.get_data())
+        )
+        response.headers["Content-Security-Policy"] = (
+            f"default-src 'self'; script-src 'self' {allowed}; style-src 'self' 'unsafe-inline';"
+            " img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none';"
+            " form-action 'self'; frame-ancestors 'none'"
+        )
+        response.headers["X-Frame-Options"] = "DENY"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "same-origin"
+    return response
+
+
 def create_app(services: Services, config: dict[str, Any] | None = None) -> Flask:
     """Build the Flask app around ``services`` (no side effects at import time)."""
     # No app-wide /static route: the pages serve their assets under /ui/static.
@@ -158,6 +184,7 @@ def create_app(services: Services, config: dict[str, Any] | None = None) -> Flas
     problems.register(app)
     security.register(app)
     app.before_request(_refuse_nul_in_path)
+    app.after_request(_docs_headers)
     app.register_blueprint(health.bp)
     app.register_blueprint(metrics.bp)
     pages.register(app)  # browser dashboards: a plain blueprint, not in the OpenAPI document

@@ -1,4 +1,5 @@
-"""Firms, users and bearer API tokens; tokens are stored only as SHA-256 hashes."""
+"""Firms, users, bearer API tokens and browser sessions; tokens and session ids are
+stored only as SHA-256 hashes."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from domain.values import Role, enum_value
 from projections.database import Database
 
 TOKEN_PREFIX = "cl_"
+SESSION_PREFIX = "cls_"
 _IDENT = re.compile(r"^[a-z0-9][a-z0-9._-]{1,62}$")
 
 SCHEMA = [
@@ -36,6 +38,13 @@ SCHEMA = [
         created_at DOUBLE PRECISION NOT NULL,
         revoked_at DOUBLE PRECISION,
         FOREIGN KEY (firm_id, user_id) REFERENCES coachlog_users (firm_id, user_id)
+    )""",
+    """CREATE TABLE IF NOT EXISTS coachlog_sessions (
+        session_hash TEXT PRIMARY KEY,
+        token_hash TEXT NOT NULL REFERENCES coachlog_tokens (token_hash),
+        created_at DOUBLE PRECISION NOT NULL,
+        expires_at DOUBLE PRECISION NOT NULL,
+        ended_at DOUBLE PRECISION
     )""",
 ]
 
@@ -156,8 +165,46 @@ class Accounts:
             return None
         return self.authenticate_hash(token_hash(token))
 
+    def start_session(self, token: str, lifetime_seconds: float) -> str | None:
+        """Open a browser session for a valid token; return its id (what the cookie
+        carries; only its hash is kept), or None if the token is unknown or revoked."""
+        if self.authenticate(token) is None:
+            return None
+        session_id = SESSION_PREFIX + secrets.token_urlsafe(32)
+        now = time.time()
+        with self.db.transaction() as cur:
+            cur.execute(
+                "INSERT INTO coachlog_sessions (session_hash, token_hash, created_at,"
+                " expires_at) VALUES (%s, %s, %s, %s)",
+                (token_hash(session_id), token_hash(token), now, now + lifetime_seconds),
+            )
+        return session_id
+
+    def end_session(self, session_id: str) -> None:
+        """Sign a session out: its id opens nothing any more, wherever it was copied."""
+        with self.db.transaction() as cur:
+            cur.execute(
+                "UPDATE coachlog_sessions SET ended_at = %s"
+                " WHERE session_hash = %s AND ended_at IS NULL",
+                (time.time(), token_hash(session_id)),
+            )
+
+    def authenticate_session(self, session_id: str) -> Principal | None:
+        """Who a live session belongs to: not ended, not expired, its token not revoked."""
+        if not session_id.startswith(SESSION_PREFIX) or len(session_id) > 200:
+            return None
+        row = self.db.read_row(  # every page does this: one round trip
+            "SELECT u.firm_id, u.user_id, u.role FROM coachlog_sessions s"
+            " JOIN coachlog_tokens t ON t.token_hash = s.token_hash"
+            " JOIN coachlog_users u ON u.firm_id = t.firm_id AND u.user_id = t.user_id"
+            " WHERE s.session_hash = %s AND s.ended_at IS NULL AND s.expires_at > %s"
+            " AND t.revoked_at IS NULL",
+            (token_hash(session_id), time.time()),
+        )
+        return None if row is None else Principal(firm_id=row[0], user_id=row[1], role=row[2])
+
     def authenticate_hash(self, digest: str) -> Principal | None:
-        """Like ``authenticate``, from the token's SHA-256 hash (what a page session keeps)."""
+        """Like ``authenticate``, from the token's SHA-256 hash."""
         row = self.db.read_row(  # every request does this: one round trip
             "SELECT u.firm_id, u.user_id, u.role FROM coachlog_tokens t"
             " JOIN coachlog_users u ON u.firm_id = t.firm_id AND u.user_id = t.user_id"

@@ -1,10 +1,12 @@
 """Dashboards in the browser: server-rendered pages over the read models.
 
 Pages sign in with a bearer token once and then ride on a signed, HttpOnly,
-SameSite=Strict session cookie that keeps only the token's SHA-256 hash. Every request
-re-checks that hash against the token store, so a revoked token signs the browser out,
-and every query is scoped to the token's firm, exactly as the JSON API does. The JSON
-API never accepts the cookie: it keeps asking for ``Authorization: Bearer``.
+SameSite=Strict session cookie that carries a random session id only (the server
+keeps its hash, the token it was opened with, and when it expires). Every request
+re-checks the session against the store, so signing out ends it everywhere (a copied
+cookie opens nothing any more) and a revoked token signs the browser out; every query
+is scoped to the token's firm, exactly as the JSON API does. The JSON API never accepts
+the cookie: it keeps asking for ``Authorization: Bearer``.
 
 Who may open which page is the JSON API's rule for the same read model
 (api/authorization.py): the firm page is the firm overview, a coach page the portfolio,
@@ -46,7 +48,7 @@ from flask.typing import ResponseReturnValue
 from werkzeug.wrappers import Response
 
 from api import authorization, charts, formats, timeline
-from api.accounts import Accounts, Principal, token_hash
+from api.accounts import Accounts, Principal
 from api.authorization import Action, Forbidden
 from domain.errors import EngagementNotFound
 from domain.values import Role
@@ -134,10 +136,10 @@ def _csrf_ok() -> bool:
 
 def _principal() -> Principal | None:
     """The signed-in caller, re-checked against the token store on every request."""
-    digest = session.get("token_sha256")
-    if not isinstance(digest, str):
+    session_id = session.get("sid")
+    if not isinstance(session_id, str):
         return None
-    principal = _accounts().authenticate_hash(digest)
+    principal = _accounts().authenticate_session(session_id)
     if principal is None:
         session.clear()
         session["notice"] = "Your token was revoked or is unknown: sign in again."
@@ -209,11 +211,14 @@ def sign_in() -> ResponseReturnValue:
         return _sign_in_form(next_page, "The form expired; please try again.", 400)
     token = request.form.get("token", "").strip()
     principal = _accounts().authenticate(token) if token else None
-    if principal is None:
+    session_id = (
+        _accounts().start_session(token, SESSION_LIFETIME.total_seconds()) if principal else None
+    )
+    if principal is None or session_id is None:
         return _sign_in_form(next_page, "That token is unknown or revoked.", 401)
     session.clear()
     session.permanent = True
-    session["token_sha256"] = token_hash(token)
+    session["sid"] = session_id
     return redirect(_safe_next(next_page, principal))
 
 
@@ -226,8 +231,11 @@ def _sign_in_form(next_page: str | None, error: str | None, status: int) -> Resp
 
 @bp.post("/ui/sign-out")
 def sign_out() -> Response:
-    """Forget the session (the token itself stays valid for the API)."""
+    """End the session on the server and forget it (the token stays valid for the API)."""
     if _csrf_ok():
+        session_id = session.get("sid")
+        if isinstance(session_id, str):
+            _accounts().end_session(session_id)
         session.clear()
     return redirect(url_for("pages.sign_in"))
 

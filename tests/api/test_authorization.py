@@ -30,7 +30,6 @@ from werkzeug.routing import MapAdapter
 from werkzeug.test import TestResponse
 
 from api import Services, create_app
-from api.accounts import token_hash
 from coachlog.bootstrap import bootstrap_services
 from coachlog.settings import Settings
 from domain.commands import ENGAGEMENT_COMMANDS, EraseSubject, ReassignCoach
@@ -718,7 +717,9 @@ def _page_client(world: World, role: str) -> FlaskClient:
     world.auth(USER[role])
     browser = world.app.test_client()
     with browser.session_transaction() as session:
-        session["token_sha256"] = token_hash(world.tokens[(NORTH, USER[role])])
+        session["sid"] = world.services.accounts.start_session(
+            world.tokens[(NORTH, USER[role])], 3600
+        )
     return browser
 
 
