@@ -46,9 +46,7 @@ def _keys_live(server: LiveServer, client_id: str) -> int:
     env = server.env
     with psycopg.connect(env["COACHLOG_DATABASE_URL"]) as conn:
         conn.execute(
-            sql.SQL("SET search_path TO {}").format(
-                sql.Identifier(env["COACHLOG_DATABASE_SCHEMA"])
-            )
+            sql.SQL("SET search_path TO {}").format(sql.Identifier(env["COACHLOG_DATABASE_SCHEMA"]))
         )
         row = conn.execute(
             "SELECT count(*) FROM coachlog_data_keys WHERE client_id = %s"
@@ -65,6 +63,38 @@ def _raw_history(server: LiveServer, engagement_id: str) -> str:
     return json.dumps(reply.body)
 
 
+def _write_while_erasing(server: LiveServer, first: str, second: str) -> tuple[Reply, list[Reply]]:
+    """Erase the client through ``first`` while writers hammer ``second``."""
+    start = threading.Barrier(WRITERS + 1)
+    writes: list[Reply] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+
+    def writer() -> None:
+        try:
+            start.wait()
+            for _ in range(4):
+                path = f"/engagements/{second}/check-wellbeing"
+                reply = server.request("POST", path, WELLBEING)
+                with lock:
+                    writes.append(reply)
+        except BaseException as error:  # reported below
+            with lock:
+                errors.append(error)
+
+    threads = [threading.Thread(target=writer) for _ in range(WRITERS)]
+    for thread in threads:
+        thread.start()
+    start.wait()
+    erased = server.request(
+        "POST", f"/engagements/{first}/erase-subject", {}, headers=server.admin_auth
+    )
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors, errors
+    return erased, writes
+
+
 def test_an_erasure_racing_writes_to_the_clients_other_engagement_erases_both(
     live_postgres: LiveServer,
 ) -> None:
@@ -73,32 +103,7 @@ def test_an_erasure_racing_writes_to_the_clients_other_engagement_erases_both(
         client_id = f"client-race-{uuid.uuid4().hex[:8]}"
         name = _marker()
         first, second = _open_two(server, client_id, name)
-        start = threading.Barrier(WRITERS + 1)
-        writes: list[Reply] = []
-        errors: list[BaseException] = []
-        lock = threading.Lock()
-
-        def writer() -> None:
-            try:
-                start.wait()
-                for _ in range(4):
-                    reply = server.request("POST", f"/engagements/{second}/check-wellbeing", WELLBEING)
-                    with lock:
-                        writes.append(reply)
-            except BaseException as error:  # reported below
-                with lock:
-                    errors.append(error)
-
-        threads = [threading.Thread(target=writer) for _ in range(WRITERS)]
-        for thread in threads:
-            thread.start()
-        start.wait()
-        erased = server.request(
-            "POST", f"/engagements/{first}/erase-subject", {}, headers=server.admin_auth
-        )
-        for thread in threads:
-            thread.join(timeout=120)
-        assert not errors, errors
+        erased, writes = _write_while_erasing(server, first, second)
         assert erased.status == 200, (attempt, erased.body, server.log_text())
         for reply in writes:
             assert reply.status in (200, 409), (reply.status, reply.body)
@@ -219,8 +224,9 @@ def test_an_erasure_names_every_engagement_of_the_client_in_one_transaction(
     for engagement_id in ids:
         events = history(client, coach, engagement_id)
         assert events[-1]["event_type"] == "SubjectErased"
-        assert events[-1]["metadata"]["correlation_id"] == (
-            history(client, coach, ids[1])[-1]["metadata"]["correlation_id"]
+        assert (
+            events[-1]["metadata"]["correlation_id"]
+            == (history(client, coach, ids[1])[-1]["metadata"]["correlation_id"])
         )
 
 
@@ -251,6 +257,6 @@ def test_an_erasure_leaves_no_personal_text_outside_the_sealed_events(
     assert row[0] == ""
     with services.db.read() as cur:
         for table in ("coachlog_users", "coachlog_idempotency_keys"):
-            cur.execute(f"SELECT * FROM {table}")  # noqa: S608 - our own table names
+            cur.execute(f"SELECT * FROM {table}")
             assert name not in repr(cur.fetchall()), table
     assert name not in json.dumps(history(client, coach, engagement_id))
