@@ -126,7 +126,7 @@ class Engagements(Application[UUID]):
             else MemoryAnchorStore()
         )
         anchors.create_tables()
-        self.auditor = Auditor(self.recorder, anchors)
+        self.auditor = Auditor(self.recorder, anchors, self.keys.store)
         if isinstance(self.mapper, SealingMapper):
             self.mapper.keys = self.keys
         store = ChainedEventStore(self.mapper, self.recorder)

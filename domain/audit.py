@@ -21,8 +21,10 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
+
+from eventsourcing.persistence import StoredEvent
 
 from domain.keys import SqlTables, retrying
 from domain.storage import GENESIS, as_uuid, chain_link, split_state
@@ -41,6 +43,14 @@ _TABLES = [
 ]
 
 
+class FirmIndex(Protocol):
+    """Which firm an engagement belongs to, kept apart from the events."""
+
+    def firm_of(self, engagement_id: UUID) -> str | None: ...
+
+    def engagements_of_firm(self, firm_id: str) -> list[UUID]: ...
+
+
 @dataclass(frozen=True)
 class Anchor:
     """One anchoring: the heads that moved up to a log position, and the running digest."""
@@ -48,15 +58,26 @@ class Anchor:
     seq: int
     position: int
     anchored_at: float
-    heads: dict[str, list[Any]]  # engagement id -> [version, link hex]
+    heads: dict[str, list[Any]]  # engagement id -> [version, link hex, firm id]
     digest: str
 
 
-def anchor_digest(previous: str, seq: int, position: int, heads: dict[str, list[Any]]) -> str:
-    """The running digest after anchoring ``heads`` as anchor ``seq`` at ``position``."""
+def anchor_digest(
+    previous: str,
+    seq: int,
+    position: int,
+    heads: dict[str, list[Any]],
+    anchored_at: float | None = None,
+) -> str:
+    """The running digest after anchoring ``heads`` as anchor ``seq`` at ``position``
+    and time ``anchored_at`` (covered since anchors record it; None: as older anchors,
+    which did not cover it, were made)."""
     canonical = json.dumps(heads, sort_keys=True, separators=(",", ":"))
-    payload = f"{previous}|{seq}|{position}|{canonical}".encode()
-    return hashlib.sha256(payload).hexdigest()
+    if anchored_at is None:
+        payload = f"{previous}|{seq}|{position}|{canonical}"
+    else:
+        payload = f"v2|{previous}|{seq}|{position}|{float(anchored_at)!r}|{canonical}"
+    return hashlib.sha256(payload.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -115,7 +136,8 @@ class _Stream:
         self.firm_id: str | None = None
 
 
-def _firm_of(payload: bytes) -> str | None:
+def firm_of_payload(payload: bytes) -> str | None:
+    """The firm a stored event's payload names (read without opening anything sealed)."""
     try:
         value = json.loads(payload).get("firm_id")
     except (ValueError, AttributeError):
@@ -216,9 +238,17 @@ class MemoryAnchorStore:
 class Auditor:
     """Verifies the chains of an application's event store and anchors their heads."""
 
-    def __init__(self, recorder: Any, anchors: AnchorStore | MemoryAnchorStore) -> None:
+    def __init__(
+        self,
+        recorder: Any,
+        anchors: AnchorStore | MemoryAnchorStore,
+        firms: FirmIndex | None = None,
+    ) -> None:
         self.recorder = recorder
         self.anchors = anchors
+        #: Which firm an engagement belongs to, kept apart from its events (the keys'
+        #: table): a deleted or edited stream still counts for its firm.
+        self.firms = firms
 
     # -- anchoring ----------------------------------------------------------------------
 
@@ -238,25 +268,36 @@ class Auditor:
         head = self.recorder.max_notification_id() or 0
         heads: dict[str, list[Any]] = {}
         for notification in self._notifications(start, head):
-            link, _ = split_state(notification.state)
+            link, payload = split_state(notification.state)
             heads[str(as_uuid(notification.originator_id))] = [
                 notification.originator_version,
                 link.hex() if link is not None else None,
+                firm_of_payload(payload),
             ]
         if not heads:
             return None
         seq = (last.seq if last else 0) + 1
-        digest = anchor_digest(last.digest if last else ZERO_DIGEST, seq, head, heads)
-        anchor = Anchor(seq, head, time.time() if now is None else now, heads, digest)
+        at = time.time() if now is None else now
+        digest = anchor_digest(last.digest if last else ZERO_DIGEST, seq, head, heads, at)
+        anchor = Anchor(seq, head, at, heads, digest)
         return anchor if self.anchors.add(anchor) else None
 
     # -- verification -------------------------------------------------------------------
 
-    def _expected_heads(self, report: AuditReport) -> dict[str, tuple[int, str | None, int]]:
+    def _expected_heads(
+        self, report: AuditReport, anchored_firms: dict[str, str] | None = None
+    ) -> dict[str, tuple[int, str | None, int]]:
         expected: dict[str, tuple[int, str | None, int]] = {}
         digest = ZERO_DIGEST
+        covers_time = False  # once an anchor covers its time, every later one must
         for number, anchor in enumerate(self.anchors.all(), start=1):
-            recomputed = anchor_digest(digest, anchor.seq, anchor.position, anchor.heads)
+            recomputed = anchor_digest(
+                digest, anchor.seq, anchor.position, anchor.heads, anchor.anchored_at
+            )
+            if recomputed == anchor.digest:
+                covers_time = True
+            elif not covers_time:
+                recomputed = anchor_digest(digest, anchor.seq, anchor.position, anchor.heads)
             if anchor.seq != number or recomputed != anchor.digest:
                 report.breaks.append(
                     Break(
@@ -267,8 +308,11 @@ class Auditor:
                     )
                 )
             digest = anchor.digest
-            for engagement_id, (version, link) in anchor.heads.items():
+            for engagement_id, head in anchor.heads.items():
+                version, link = head[0], head[1]
                 expected[engagement_id] = (int(version), link, anchor.seq)
+                if anchored_firms is not None and len(head) > 2 and isinstance(head[2], str):
+                    anchored_firms[engagement_id] = head[2]
             report.anchors = number
             report.anchored_position = anchor.position
             report.digest = anchor.digest
@@ -285,7 +329,7 @@ class Auditor:
         version = stored.originator_version
         link, payload = split_state(stored.state)
         if stream.firm_id is None:
-            stream.firm_id = _firm_of(payload)
+            stream.firm_id = firm_of_payload(payload)
         if version != stream.version + 1:
             missing = (
                 f"version {stream.version + 1}"
@@ -371,7 +415,8 @@ class Auditor:
         """Recompute every chain in log order and check every anchor (optionally only
         the engagements of one firm, and against a digest kept outside the database)."""
         report = AuditReport()
-        expected = self._expected_heads(report)
+        anchored_firms: dict[str, str] = {}
+        expected = self._expected_heads(report, anchored_firms)
         streams: dict[str, _Stream] = {}
         head = self.recorder.max_notification_id() or 0
         for notification in self._notifications(1, head):
@@ -379,8 +424,14 @@ class Auditor:
             stream = streams.setdefault(engagement_id, _Stream())
             self._check(stream, engagement_id, notification, expected, report)
         if firm_id is not None:
+            # A stream is the firm's if its events, an anchor or its key says so: one
+            # deleted, or whose firm_id was edited, still shows in the firm's report.
             mine = {e for e, s in streams.items() if s.firm_id == firm_id}
-            report.breaks = [b for b in report.breaks if b.engagement_id in mine]
+            mine |= {e for e, f in anchored_firms.items() if f == firm_id}
+            if self.firms is not None:
+                mine |= {str(e) for e in self.firms.engagements_of_firm(firm_id)}
+            # Anchor breaks (no engagement) concern every firm: they are kept.
+            report.breaks = [b for b in report.breaks if b.engagement_id in mine | {""}]
             streams = {e: s for e, s in streams.items() if e in mine}
             self._finish(streams, expected, report, only=mine)
         else:
@@ -396,7 +447,7 @@ class Auditor:
         expected = self._expected_heads(report)
         key = str(engagement_id)
         streams: dict[str, _Stream] = {}
-        for stored in self.recorder.select_events(engagement_id):
+        for stored in self._in_log_order(engagement_id):
             stream = streams.setdefault(key, _Stream())
             self._check(stream, key, stored, expected, report)
         self._finish(streams, expected, report, only=[key])
@@ -416,12 +467,56 @@ class Auditor:
                 )
             )
 
-    def firm_of(self, engagement_id: UUID) -> str | None:
-        """The firm an engagement's first stored event names (None if none is stored)."""
+    def _in_log_order(self, engagement_id: UUID) -> list[Any]:
+        """One engagement's stored events in the order of the log (as ``verify`` reads
+        them), not of their versions: events swapped in the log are found here too."""
+        datastore = getattr(self.recorder, "datastore", None)
+        if datastore is None or not isinstance(self.anchors, AnchorStore):
+            return list(self.recorder.select_events(engagement_id))
+        table = self.recorder.events_table_name
+        if self.anchors.dialect == "postgres":
+            statement = (
+                "SELECT originator_id, originator_version, topic, state"
+                f' FROM {self.anchors.prefix}"{table}" WHERE originator_id = %s'
+                " ORDER BY notification_id"
+            )
+            key: Any = engagement_id
+        else:
+            statement = (
+                "SELECT originator_id, originator_version, topic, state"
+                f" FROM {table} WHERE originator_id = ? ORDER BY rowid"
+            )
+            key = engagement_id.hex
+        with datastore.transaction(commit=False) as cursor:
+            cursor.execute(statement, (key,))
+            rows = [self.anchors._row(row) for row in cursor.fetchall()]
+        return [
+            StoredEvent(
+                originator_id=row[0], originator_version=row[1], topic=row[2], state=bytes(row[3])
+            )
+            for row in rows
+            if row is not None
+        ]
+
+    def firms_of(self, engagement_id: UUID) -> set[str]:
+        """Every firm an engagement is said to belong to: by its first stored event, by
+        the anchors, by its key (one, unless someone edited the database)."""
+        firms: set[str] = set()
         rows = self.recorder.select_events(engagement_id, limit=1)
-        if not rows:
-            return None
-        return _firm_of(split_state(rows[0].state)[1])
+        if rows:
+            firm = firm_of_payload(split_state(rows[0].state)[1])
+            if firm is not None:
+                firms.add(firm)
+        key = str(engagement_id)
+        for anchor in self.anchors.all():
+            head = anchor.heads.get(key)
+            if head is not None and len(head) > 2 and isinstance(head[2], str):
+                firms.add(head[2])
+        if self.firms is not None:
+            firm = self.firms.firm_of(engagement_id)
+            if firm is not None:
+                firms.add(firm)
+        return firms
 
 
 class Anchoring:

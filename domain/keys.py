@@ -147,6 +147,12 @@ class KeyStore(Protocol):
     def generation(self) -> int:
         """How many destructions there were so far (moves with every one)."""
 
+    def firm_of(self, engagement_id: UUID) -> str | None:
+        """The firm of the client whose key an engagement is sealed under."""
+
+    def engagements_of_firm(self, firm_id: str) -> list[UUID]:
+        """Every engagement sealed under a key of one of the firm's clients."""
+
 
 _TABLES = [
     """CREATE TABLE IF NOT EXISTS {p}coachlog_data_keys (
@@ -315,6 +321,32 @@ class SqlKeyStore(SqlTables):
         return ids
 
     @retrying
+    def firm_of(self, engagement_id: UUID) -> str | None:
+        with self._cursor() as cur:
+            cur.execute(
+                self.sql(
+                    "SELECT k.firm_id FROM {p}coachlog_engagement_keys e"
+                    " JOIN {p}coachlog_data_keys k ON k.key_id = e.key_id"
+                    " WHERE e.engagement_id = %s"
+                ),
+                (str(engagement_id),),
+            )
+            value = self._first(cur.fetchone())
+        return None if value is None else str(value)
+
+    @retrying
+    def engagements_of_firm(self, firm_id: str) -> list[UUID]:
+        with self._cursor() as cur:
+            cur.execute(
+                self.sql(
+                    "SELECT e.engagement_id FROM {p}coachlog_engagement_keys e"
+                    " JOIN {p}coachlog_data_keys k ON k.key_id = e.key_id WHERE k.firm_id = %s"
+                ),
+                (firm_id,),
+            )
+            return [UUID(str(self._first(row))) for row in cur.fetchall()]
+
+    @retrying
     def generation(self) -> int:
         with self._cursor() as cur:
             cur.execute(self.sql("SELECT generation FROM {p}coachlog_key_generation WHERE id = 1"))
@@ -422,6 +454,14 @@ class MemoryKeyStore:
 
     def generation(self) -> int:
         return self.destructions
+
+    def firm_of(self, engagement_id: UUID) -> str | None:
+        key_id = self.engagements.get(engagement_id)
+        key = None if key_id is None else self.keys.get(key_id)
+        return None if key is None else str(key["firm_id"])
+
+    def engagements_of_firm(self, firm_id: str) -> list[UUID]:
+        return sorted(e for e in self.engagements if self.firm_of(e) == firm_id)
 
     def engagements_of(self, firm_id: str, client_id: str) -> list[UUID]:
         ids = {
