@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Annotated
 
+from domain.checks import checked
 from domain.command import Command
 from domain.errors import (
     CommitmentAlreadyResolved,
@@ -186,6 +187,8 @@ class AccountabilityCommands(EngagementState):
         """Record a commitment the client made, due on a date; return its id."""
         self._require_open_for_work("make a commitment")
         ident = self._new_id("commitment", commitment_id, self.commitments)
+        due_date = checked(CommitmentMade, "due_date", due_date)
+        self._require_date_in_life("due_date", due_date)
         self._record(
             CommitmentMade,
             commitment_id=ident,
@@ -217,6 +220,8 @@ class AccountabilityCommands(EngagementState):
         """Move an open commitment's due date, saying why."""
         self._require_open_for_work("renegotiate a commitment")
         self._open_commitment(commitment_id)
+        new_due_date = checked(CommitmentRenegotiated, "new_due_date", new_due_date)
+        self._require_date_in_life("new_due_date", new_due_date)
         self._record(
             CommitmentRenegotiated,
             commitment_id=self._ref(commitment_id),

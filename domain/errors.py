@@ -75,6 +75,14 @@ class UnstorableValue(InvalidValue):
     code = "unstorable_value"
 
 
+class DateOutOfRange(InvalidValue):
+    """A date or time contradicts the engagement: before it opened (beyond the stated
+    tolerance), beyond the planning horizon, a milestone due after its goal's target, a
+    session held well before it was scheduled (domain/state.py states the tolerances)."""
+
+    code = "date_out_of_range"
+
+
 class OccurredInFuture(DomainError):
     code = "occurred_in_future"
 

@@ -6,9 +6,10 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Annotated, Any
 
-from domain.checks import conform
+from domain.checks import checked, conform
 from domain.command import Command
 from domain.errors import (
+    DateOutOfRange,
     GoalNotFound,
     GoalNotOpen,
     InvalidValue,
@@ -330,13 +331,23 @@ class GoalCommands(EngagementState):
         self._require_after(goal.set_at, "the goal was set")
         return goal
 
-    def _check_target_date(self, target_date: date) -> None:
+    def _check_target_date(self, target_date: date, goal: GoalRecord | None = None) -> None:
+        """A target after the day the goal is set, within the planning horizon, and (for
+        a revision) not before any of the goal's milestones is due."""
         set_on = self._occurred_at().date()
         if a_date("target_date", target_date) <= set_on:
             raise TargetDateNotAfterSetDate(
                 f"target date {target_date.isoformat()} must be after the day the goal "
                 f"is set ({set_on.isoformat()})"
             )
+        self._require_date_in_life("goal.target_date", target_date)
+        for milestone_id, milestone in (goal.milestones if goal else {}).items():
+            if milestone.due_date is not None and milestone.due_date > target_date:
+                raise DateOutOfRange(
+                    "goal.target_date",
+                    f"{target_date.isoformat()} is before milestone {milestone_id} is due "
+                    f"({milestone.due_date.isoformat()})",
+                )
 
     def state_vision(self, horizon_years: int, vision: str) -> None:
         """Record the client's vision for 5, 10 or 20 years ahead."""
@@ -380,6 +391,11 @@ class GoalCommands(EngagementState):
         self._require_open_for_work("define a milestone")
         goal = self._open_goal(goal_id, "define a milestone")
         ident = self._new_id("milestone", milestone_id, goal.milestones)
+        if due_date is not None:
+            due_date = checked(MilestoneDefined, "due_date", due_date)
+            self._require_date_in_life(
+                "due_date", due_date, latest=goal.target_date, latest_what="the goal's target date"
+            )
         self._record(
             MilestoneDefined,
             goal_id=self._ref(goal_id),
@@ -427,9 +443,9 @@ class GoalCommands(EngagementState):
     def revise_goal(self, goal_id: str, goal: SmartGoal, reason: str) -> None:
         """Replace an open goal's SMART definition, saying why."""
         self._require_open_for_work("revise a goal")
-        self._open_goal(goal_id, "revise it")
+        record = self._open_goal(goal_id, "revise it")
         goal = _validated(goal)
-        self._check_target_date(goal.target_date)
+        self._check_target_date(goal.target_date, record)
         self._record(
             GoalRevised,
             goal_id=self._ref(goal_id),

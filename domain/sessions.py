@@ -6,11 +6,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
 
+from domain.checks import checked
 from domain.command import Command
-from domain.errors import SessionAlreadyEnded, SessionNotFound
+from domain.errors import DateOutOfRange, SessionAlreadyEnded, SessionNotFound
 from domain.event import EngagementEvent
 from domain.fields import Between, Id, Items, OneOf, OptionalReason, Personal, Text
-from domain.state import EngagementState, SessionRecord
+from domain.state import HELD_BEFORE_SCHEDULED, EngagementState, SessionRecord
 from domain.values import Pillar, SessionStatus
 
 MAX_SESSION_MINUTES = 480
@@ -153,12 +154,33 @@ class SessionCommands(EngagementState):
             )
         return record
 
+    def _session_time(
+        self, event_class: type[EngagementEvent], scheduled_for: datetime
+    ) -> datetime:
+        """A session's time, in UTC, within the engagement's life (domain/state.py)."""
+        moment: datetime = checked(event_class, "scheduled_for", scheduled_for)
+        self._require_moment_in_life("scheduled_for", moment)
+        return moment
+
+    def _require_not_early(self, record: SessionRecord, what: str) -> None:
+        """Refuse a session ended (held, no-show) well before its scheduled time."""
+        earliest = record.scheduled_for - HELD_BEFORE_SCHEDULED
+        occurred_at = self._occurred_at()
+        if occurred_at < earliest:
+            hours = HELD_BEFORE_SCHEDULED.total_seconds() / 3600
+            raise DateOutOfRange(
+                "occurred_at",
+                f"a session cannot be {what} at {occurred_at.isoformat()}, more than "
+                f"{hours:g} hours before its scheduled time ({record.scheduled_for.isoformat()})",
+            )
+
     def schedule_session(
         self, scheduled_for: datetime, duration_minutes: int, session_id: str | None = None
     ) -> str:
         """Schedule a session and return its id."""
         self._require_active("schedule a session")
         ident = self._new_id("session", session_id, self.sessions)
+        scheduled_for = self._session_time(SessionScheduled, scheduled_for)
         self._record(
             SessionScheduled,
             session_id=ident,
@@ -172,6 +194,7 @@ class SessionCommands(EngagementState):
         self._require_active("reschedule a session")
         record = self._open_session(session_id, "reschedule it")
         self._require_after(record.scheduled_at, "the session was scheduled")
+        scheduled_for = self._session_time(SessionRescheduled, scheduled_for)
         self._record(
             SessionRescheduled, session_id=self._ref(session_id), scheduled_for=scheduled_for
         )
@@ -202,6 +225,7 @@ class SessionCommands(EngagementState):
         self._require_active("hold a session")
         record = self._open_session(session_id, "hold it")
         self._require_after(record.scheduled_at, "the session was scheduled")
+        self._require_not_early(record, "held")
         self._record(
             SessionHeld,
             session_id=self._ref(session_id),
@@ -215,4 +239,5 @@ class SessionCommands(EngagementState):
         self._require_active("record a no-show")
         record = self._open_session(session_id, "record a no-show")
         self._require_after(record.scheduled_at, "the session was scheduled")
+        self._require_not_early(record, "recorded as a no-show")
         self._record(SessionNoShow, session_id=self._ref(session_id))

@@ -9,7 +9,7 @@ aggregate it was taken from. What holds the client's words or data is marked
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, is_dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any
 from uuid import UUID, uuid4
@@ -18,6 +18,7 @@ from domain import context as command_context
 from domain.checks import conform
 from domain.errors import (
     ClientErased,
+    DateOutOfRange,
     DuplicateId,
     EngagementClosed,
     EngagementPaused,
@@ -29,6 +30,18 @@ from domain.values import Status
 
 if TYPE_CHECKING:
     from domain.event import EngagementEvent
+
+# -- the tolerances of the date rules (README, "Dates an engagement accepts") ------------
+
+#: How long before the engagement's opening a session may be scheduled: coaching often
+#: starts before the engagement is entered in coachlog, and those sessions are logged late.
+SESSION_BEFORE_OPENING = timedelta(days=30)
+#: How long before its scheduled time a session may be recorded as held (or as a
+#: no-show): a session that started a little early.
+HELD_BEFORE_SCHEDULED = timedelta(hours=2)
+#: How far ahead of the command a planned date may lie (a session, a goal's target date,
+#: a due date): five years, the shortest vision horizon.
+PLANNING_HORIZON = timedelta(days=5 * 365 + 2)
 
 
 @dataclass
@@ -275,6 +288,52 @@ class EngagementState:
     def _require_after(self, moment: datetime, what: str) -> None:
         """Refuse a command that claims to have happened before ``what``."""
         self._occurred_at(not_before=moment, what=what)
+
+    # -- dates within the engagement's life -------------------------------------------
+
+    def _horizon(self) -> datetime:
+        return self._occurred_at() + PLANNING_HORIZON
+
+    def _require_moment_in_life(self, name: str, moment: datetime) -> None:
+        """Refuse a session time more than SESSION_BEFORE_OPENING before the opening, or
+        beyond the planning horizon of the command."""
+        earliest = self.opened_at - SESSION_BEFORE_OPENING
+        if moment < earliest:
+            raise DateOutOfRange(
+                name,
+                f"{moment.isoformat()} is more than {SESSION_BEFORE_OPENING.days} days before "
+                f"the engagement was opened ({self.opened_at.isoformat()})",
+            )
+        horizon = self._horizon()
+        if moment > horizon:
+            raise DateOutOfRange(
+                name,
+                f"{moment.isoformat()} is beyond the planning horizon of "
+                f"{PLANNING_HORIZON.days} days ({horizon.date().isoformat()})",
+            )
+
+    def _require_date_in_life(
+        self, name: str, day: date, *, latest: date | None = None, latest_what: str = ""
+    ) -> None:
+        """Refuse a due or target date before the day the engagement opened, after
+        ``latest`` (``latest_what`` says what that is), or beyond the planning horizon."""
+        opened_on = self.opened_at.date()
+        if day < opened_on:
+            raise DateOutOfRange(
+                name,
+                f"{day.isoformat()} is before the engagement was opened ({opened_on.isoformat()})",
+            )
+        if latest is not None and day > latest:
+            raise DateOutOfRange(
+                name, f"{day.isoformat()} is after {latest_what} ({latest.isoformat()})"
+            )
+        horizon = self._horizon().date()
+        if day > horizon:
+            raise DateOutOfRange(
+                name,
+                f"{day.isoformat()} is beyond the planning horizon of "
+                f"{PLANNING_HORIZON.days} days ({horizon.isoformat()})",
+            )
 
     # -- shared guards ----------------------------------------------------------------
 

@@ -217,13 +217,13 @@ WALK: tuple[Step, ...] = (
     Step(
         c.ScheduleSession,
         "SessionScheduled",
-        lambda _: {"scheduled_for": _moment(2), "duration_minutes": 60},
+        lambda _: {"scheduled_for": _moment(-3), "duration_minutes": 60},
         keep="session",
     ),
     Step(
         c.RescheduleSession,
         "SessionRescheduled",
-        lambda ids: {"session_id": ids["session"], "scheduled_for": _moment(3)},
+        lambda ids: {"session_id": ids["session"], "scheduled_for": _moment(-2)},
     ),
     Step(
         c.HoldSession,
@@ -238,7 +238,7 @@ WALK: tuple[Step, ...] = (
     Step(
         c.ScheduleSession,
         "SessionScheduled",
-        lambda _: {"scheduled_for": _moment(10), "duration_minutes": 45},
+        lambda _: {"scheduled_for": _moment(-1), "duration_minutes": 45},
         keep="session2",
     ),
     Step(c.RecordNoShow, "SessionNoShow", lambda ids: {"session_id": ids["session2"]}),
@@ -412,7 +412,8 @@ def test_a_realistic_engagement_runs_through_every_command_over_http(
         }
         for role, user in users.items()
     }
-    engagement_id = open_engagement(client, tokens["coach"])
+    # Opened ten days ago: the commitment due three days ago falls within its life.
+    engagement_id = open_engagement(client, tokens["coach"], occurred_at=_moment(-10))
     ids: Ids = {}
     version = 1
     coaches = ("coach", "firm_admin")

@@ -146,9 +146,12 @@ class EngagementModel:
     erased: bool = False
     counter: int = 0
     open_sessions: list[str] = field(default_factory=list)
+    session_times: dict[str, datetime] = field(default_factory=dict)
     assumptions: list[str] = field(default_factory=list)
     goals: list[str] = field(default_factory=list)
     open_goals: list[str] = field(default_factory=list)
+    goal_targets: dict[str, date] = field(default_factory=dict)
+    milestone_dues: dict[str, date] = field(default_factory=dict)
     unhit_milestones: dict[str, list[str]] = field(default_factory=dict)
     skills: list[SkillArea] = field(default_factory=list)
     commitments: dict[str, date] = field(default_factory=dict)
@@ -174,13 +177,18 @@ class EngagementModel:
     def active(self) -> bool:
         return self.status == "active"
 
-    def _goal(self, draw: Draw) -> SmartGoal:
+    def _goal(self, draw: Draw, goal_id: str) -> SmartGoal:
+        """A goal whose target lies after today, and not before any of its milestones
+        is due."""
+        target = self.today + timedelta(days=draw(st.integers(1, 400)))
+        target = max(target, self.milestone_dues.get(goal_id, target))
+        self.goal_targets[goal_id] = target
         return SmartGoal.of(
             title=draw(free_text),
             measure="offers received",
             baseline="0",
             target="2",
-            target_date=self.today + timedelta(days=draw(st.integers(1, 400))),
+            target_date=target,
             weight=draw(st.integers(1, 4)),
             levels={str(n): f"level {n}" for n in range(-2, 3)},
         )
@@ -213,8 +221,8 @@ class EngagementModel:
             "schedule": (lambda: self.active, self._schedule),
             "reschedule": (lambda: self.active and bool(self.open_sessions), self._reschedule),
             "cancel": (lambda: bool(self.open_sessions), self._cancel),
-            "hold": (lambda: self.active and bool(self.open_sessions), self._hold),
-            "no_show": (lambda: self.active and bool(self.open_sessions), self._no_show),
+            "hold": (lambda: self.active and bool(self._endable()), self._hold),
+            "no_show": (lambda: self.active and bool(self._endable()), self._no_show),
             # pillar 1
             "assess": (lambda: work, self._assess),
             "rank_values": (lambda: work, self._rank_values),
@@ -307,15 +315,23 @@ class EngagementModel:
 
     # -- sessions -----------------------------------------------------------------------
 
-    def _later(self, draw: Draw) -> datetime:
-        return self.now + timedelta(hours=draw(st.integers(1, 24 * 21)))
+    def _when(self, draw: Draw, session_id: str) -> datetime:
+        """A session time from a week ago (logged late) to three weeks ahead."""
+        moment = self.now + timedelta(hours=draw(st.integers(-24 * 7, 24 * 21)))
+        self.session_times[session_id] = moment
+        return moment
+
+    def _endable(self) -> list[str]:
+        """The open sessions that may be held now: at most 2 hours before their time."""
+        soon = self.now + timedelta(hours=2)
+        return [s for s in self.open_sessions if self.session_times[s] <= soon]
 
     def _schedule(self, draw: Draw) -> Command:
         session_id = self.new_id()
         self.open_sessions.append(session_id)
         return c.ScheduleSession(
             engagement_id=PLACEHOLDER_ID,
-            scheduled_for=self._later(draw),
+            scheduled_for=self._when(draw, session_id),
             duration_minutes=draw(st.integers(5, 480)),
             session_id=session_id,
         )
@@ -323,11 +339,15 @@ class EngagementModel:
     def _reschedule(self, draw: Draw) -> Command:
         session_id = draw(st.sampled_from(self.open_sessions))
         return c.RescheduleSession(
-            engagement_id=PLACEHOLDER_ID, session_id=session_id, scheduled_for=self._later(draw)
+            engagement_id=PLACEHOLDER_ID,
+            session_id=session_id,
+            scheduled_for=self._when(draw, session_id),
         )
 
-    def _end_session(self, draw: Draw) -> str:
-        session_id: str = draw(st.sampled_from(self.open_sessions))
+    def _end_session(self, draw: Draw, sessions: list[str] | None = None) -> str:
+        session_id: str = draw(
+            st.sampled_from(self.open_sessions if sessions is None else sessions)
+        )
         self.open_sessions.remove(session_id)
         return session_id
 
@@ -343,14 +363,16 @@ class EngagementModel:
     def _hold(self, draw: Draw) -> Command:
         return c.HoldSession(
             engagement_id=PLACEHOLDER_ID,
-            session_id=self._end_session(draw),
+            session_id=self._end_session(draw, self._endable()),
             duration_minutes=draw(st.integers(1, 480)),
             pillars=draw(st.lists(st.sampled_from(list(Pillar)), unique=True)),
             notes=draw(st.just("") | free_text),
         )
 
     def _no_show(self, draw: Draw) -> Command:
-        return c.RecordNoShow(engagement_id=PLACEHOLDER_ID, session_id=self._end_session(draw))
+        return c.RecordNoShow(
+            engagement_id=PLACEHOLDER_ID, session_id=self._end_session(draw, self._endable())
+        )
 
     # -- pillar 1 -----------------------------------------------------------------------
 
@@ -400,7 +422,9 @@ class EngagementModel:
         goal_id = self.new_id()
         self.goals.append(goal_id)
         self.open_goals.append(goal_id)
-        return c.SetGoal(engagement_id=PLACEHOLDER_ID, goal=self._goal(draw), goal_id=goal_id)
+        return c.SetGoal(
+            engagement_id=PLACEHOLDER_ID, goal=self._goal(draw, goal_id), goal_id=goal_id
+        )
 
     def _gap(self, draw: Draw) -> Command:
         return c.IdentifyGap(
@@ -416,6 +440,9 @@ class EngagementModel:
         milestone_id = self.new_id()
         self.unhit_milestones.setdefault(goal_id, []).append(milestone_id)
         due = draw(st.none() | st.integers(0, 200).map(lambda d: self.today + timedelta(days=d)))
+        if due is not None:  # due by the goal's target date, which may lie in the past
+            due = min(due, self.goal_targets[goal_id])
+            self.milestone_dues[goal_id] = max(due, self.milestone_dues.get(goal_id, due))
         return c.DefineMilestone(
             engagement_id=PLACEHOLDER_ID,
             goal_id=goal_id,
@@ -449,10 +476,11 @@ class EngagementModel:
         )
 
     def _revise(self, draw: Draw) -> Command:
+        goal_id = draw(st.sampled_from(self.open_goals))
         return c.ReviseGoal(
             engagement_id=PLACEHOLDER_ID,
-            goal_id=draw(st.sampled_from(self.open_goals)),
-            goal=self._goal(draw),
+            goal_id=goal_id,
+            goal=self._goal(draw, goal_id),
             reason=draw(free_text),
         )
 
@@ -756,7 +784,7 @@ def _work_item(number: int, engagement_id: UUID, when: datetime) -> Command:
     items: list[Command] = [
         c.ScheduleSession(
             engagement_id=eid,
-            scheduled_for=when + timedelta(days=2),
+            scheduled_for=when + timedelta(minutes=30),
             duration_minutes=60,
             session_id=session,
         ),

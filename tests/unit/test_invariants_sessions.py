@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from uuid import UUID, uuid4
 
 import pytest
@@ -32,9 +33,11 @@ from tests.unit.helpers import assert_refused, open_engagement, run
 
 
 def schedule(app: Engagements, ctx: CommandContext, engagement_id: UUID) -> str:
-    """Schedule a one-hour session a day from now and return its id."""
+    """Schedule a one-hour session a day after the scheduling and return its id."""
     command = ScheduleSession(
-        engagement_id=engagement_id, scheduled_for=days_ago(-1), duration_minutes=60
+        engagement_id=engagement_id,
+        scheduled_for=(ctx.occurred_at or NOW) + timedelta(days=1),
+        duration_minutes=60,
     )
     session_id: str = run(app, ctx, command)
     return session_id
@@ -281,7 +284,7 @@ def test_a_held_session_lists_each_pillar_once_and_only_known_ones(
     app: Engagements, ctx: CommandContext
 ) -> None:
     engagement_id = open_engagement(app, ctx)
-    session_id = schedule(app, ctx, engagement_id)
+    session_id = schedule(app, ctx.at(days_ago(2)), engagement_id)
 
     assert_refused(
         app,
