@@ -175,6 +175,57 @@ def roi(doc: Doc, money_figures: Doc | None = None) -> Doc:
     }
 
 
+#: What a reported tangible outcome is, for the pages and answers that list it.
+VERIFIED, AWAITING_VERIFICATION, EXCLUDED = "verified", "awaiting_verification", "excluded"
+
+
+def outcome_status(outcome: Doc) -> str:
+    """``excluded`` (whatever else), else ``verified``, else ``awaiting_verification``:
+    reported but counting for nothing in ROI until someone verifies it."""
+    if outcome["excluded"] is not None:
+        return EXCLUDED
+    return VERIFIED if outcome["verified"] else AWAITING_VERIFICATION
+
+
+def outcomes(doc: Doc) -> Doc:
+    """Every reported tangible outcome with its status, and what awaits verification:
+    how many, and the adjusted benefit (value × attribution × confidence) they would add
+    once verified (by currency of the outcome)."""
+    listed = []
+    awaiting: dict[str, Decimal] = {}
+    for outcome_id, o in doc["outcomes"].items():
+        status = outcome_status(o)
+        adjusted = (
+            Decimal(o["annualized_value"]) * Decimal(o["attribution"]) * Decimal(o["confidence"])
+        )
+        currency = o.get("currency") or doc["currency"]
+        listed.append(
+            {
+                "outcome_id": outcome_id,
+                "kind": o["kind"],
+                "annualized_value": o["annualized_value"],
+                "currency": currency,
+                "attribution": o["attribution"],
+                "confidence": o["confidence"],
+                "source": o["source"],
+                "adjusted_value": str(adjusted.quantize(Decimal("0.01"))),
+                "status": status,
+                "excluded": o["excluded"],
+            }
+        )
+        if status == AWAITING_VERIFICATION:
+            awaiting[currency] = awaiting.get(currency, Decimal(0)) + adjusted
+    return {
+        "items": listed,
+        "verified": sum(1 for o in listed if o["status"] == VERIFIED),
+        "awaiting_verification": sum(1 for o in listed if o["status"] == AWAITING_VERIFICATION),
+        "excluded": sum(1 for o in listed if o["status"] == EXCLUDED),
+        "benefit_awaiting_verification": {
+            k: str(v.quantize(Decimal("0.01"))) for k, v in sorted(awaiting.items())
+        },
+    }
+
+
 def quartiles(values: Sequence[float]) -> Doc | None:
     """Median and interquartile range (inclusive method); None for no values."""
     if not values:

@@ -124,6 +124,7 @@ def engagement_dashboard(doc: Doc, now: datetime) -> dict[str, Any]:
         "skills": doc["skills"],
         "money": metrics.money(doc),
         "roi": metrics.roi(doc),
+        "outcomes": metrics.outcomes(doc),
         "reactions": doc["reactions"],
         "consents": doc["consents"],
     }
@@ -261,6 +262,7 @@ def sponsor_report(doc: Doc, now: datetime) -> dict[str, Any]:
                 "kind": o["kind"],
                 "annualized_value": o["annualized_value"],
                 "verified": o["verified"],
+                "status": metrics.outcome_status(o),
             }
             for o in doc["outcomes"].values()
             if o["excluded"] is None
