@@ -186,6 +186,7 @@ def create_app(services: Services, config: dict[str, Any] | None = None) -> Flas
     app.before_request(_refuse_nul_in_path)
     app.after_request(_docs_headers)
     app.register_blueprint(health.bp)
+    metrics.configure(app)
     app.register_blueprint(metrics.bp)
     pages.register(app)  # browser dashboards: a plain blueprint, not in the OpenAPI document
     app.extensions["coachlog_metrics"] = metrics.registry_for(services)

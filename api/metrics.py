@@ -2,17 +2,25 @@
 
 Values are read from the database at scrape time, so any API instance reports the
 same figures, whichever process (relay, projectors) moved them.
+
+They describe the whole multi-firm log (how busy it is), so they are no one firm's
+business: /metrics answers only ``Authorization: Bearer <COACHLOG_METRICS_TOKEN>``, and
+nothing (404) while that variable is unset. Firms' tokens do not open it.
 """
 
 from __future__ import annotations
 
+import hmac
+import os
 from collections.abc import Iterator
 from typing import Any
 
-from flask import Blueprint, Response, current_app
+from flask import Blueprint, Flask, Response, current_app, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+from api.problems import problem
 
 bp = Blueprint("metrics", __name__)
 
@@ -78,8 +86,33 @@ def registry_for(services: Any) -> CollectorRegistry:
     return registry
 
 
+#: The scraper's secret (16+ characters); /metrics is off without it.
+TOKEN_ENV = "COACHLOG_METRICS_TOKEN"
+
+
+def configure(app: Flask) -> None:
+    """Read the scraper's token from the environment unless the app was given one."""
+    app.config.setdefault(TOKEN_ENV, os.environ.get(TOKEN_ENV) or None)
+
+
 @bp.get("/metrics")
 def metrics() -> Response:
-    """Prometheus text exposition."""
+    """Prometheus text exposition, for the holder of the metrics token."""
+    expected = current_app.config.get(TOKEN_ENV)
+    if not expected:
+        return problem(
+            404, "Not Found", f"Metrics are off: set {TOKEN_ENV} to scrape them.", code="not_found"
+        )
+    scheme, _, sent = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+        sent.strip().encode(), str(expected).encode()
+    ):
+        return problem(
+            401,
+            "Unauthorized",
+            "Send 'Authorization: Bearer <the metrics token>'.",
+            code="invalid_token",
+            headers={"WWW-Authenticate": 'Bearer realm="coachlog-metrics"'},
+        )
     registry: CollectorRegistry = current_app.extensions["coachlog_metrics"]
     return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)

@@ -13,7 +13,8 @@ from api.accounts import Accounts, Principal
 from api.pages import is_page
 from api.problems import problem
 
-#: Paths anyone may read: probes, metrics (positions only), the OpenAPI document, docs.
+#: Paths without a firm's token: probes, the OpenAPI document, docs, and metrics (which
+#: ask for the metrics token of their own, api/metrics.py).
 PUBLIC_PREFIXES = ("/healthz", "/readyz", "/metrics", "/openapi.json", "/docs")
 
 

@@ -25,7 +25,7 @@ from eventsourcing.persistence import (
     Transcoder,
 )
 
-from domain.audit import AnchorStore, Auditor, MemoryAnchorStore
+from domain.audit import AnchorStore, Auditor, MemoryAnchorStore, firm_of_payload
 from domain.commands import Command, OpenEngagement
 from domain.context import CommandContext, acting
 from domain.engagement import Engagement
@@ -49,7 +49,7 @@ from domain.keys import (
     retrying,
 )
 from domain.privacy import EraseSubject, SubjectErased
-from domain.storage import ChainedEventStore, Prepared, SealingMapper
+from domain.storage import ChainedEventStore, Prepared, SealingMapper, split_state
 from domain.transcoding import StrictJSONTranscoder, register_domain_transcodings
 
 log = logging.getLogger("coachlog.engagements")
@@ -57,6 +57,9 @@ log = logging.getLogger("coachlog.engagements")
 #: How often an erasure is tried again when a concurrent command on another of the
 #: client's engagements won the race (each try reloads them).
 ERASURE_ATTEMPTS = 20
+
+#: Engagements whose firm a process remembers (then it forgets them all and starts over).
+FIRMS_REMEMBERED = 100_000
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,7 @@ class Engagements(Application[UUID]):
         #: Called with (firm id, client id) when a client is erased, before their keys
         #: are destroyed: personal data kept outside the events (a user's display name).
         self.erasure_hooks: list[Callable[[str, str], None]] = []
+        self._firms: dict[UUID, str] = {}
         super().__init__(*args, **kwargs)
 
     def construct_transcoder(self) -> Transcoder:
@@ -421,7 +425,23 @@ class Engagements(Application[UUID]):
 
     # -- reads --------------------------------------------------------------------------
 
+    def _require_in_firm(self, firm_id: str, engagement_id: UUID) -> None:
+        """Refuse another firm's engagement as "not found" before anything of it is
+        read: one small query (its first stored event, not opened), exactly as for an
+        engagement that does not exist, so neither answer takes longer than the other.
+        Engagements found in the caller's firm are remembered (firms never change)."""
+        if self._firms.get(engagement_id) == firm_id:
+            return
+        rows = self.recorder.select_events(engagement_id, limit=1)
+        firm = firm_of_payload(split_state(rows[0].state)[1]) if rows else None
+        if firm != firm_id:
+            raise EngagementNotFound(f"engagement {engagement_id} not found")
+        if len(self._firms) >= FIRMS_REMEMBERED:
+            self._firms.clear()
+        self._firms[engagement_id] = firm_id
+
     def _load(self, firm_id: str, engagement_id: UUID, version: int | None = None) -> Engagement:
+        self._require_in_firm(firm_id, engagement_id)
         try:
             engagement: object = self.repository.get(engagement_id, version=version)
         except AggregateNotFoundError:
@@ -440,6 +460,7 @@ class Engagements(Application[UUID]):
         return engagement
 
     def _events(self, firm_id: str, engagement_id: UUID) -> list[EngagementEvent]:
+        self._require_in_firm(firm_id, engagement_id)
         events = [e for e in self.events.get(engagement_id) if isinstance(e, EngagementEvent)]
         if not events or events[0].firm_id != firm_id:
             raise EngagementNotFound(f"engagement {engagement_id} not found")

@@ -253,6 +253,7 @@ class Stack:
                 "COACHLOG_KAFKA_PARTITIONS": str(self.partitions),
                 "COACHLOG_KAFKA_GROUP": self.group,
                 "COACHLOG_KAFKA_SESSION_TIMEOUT_MS": str(SESSION_TIMEOUT_MS),
+                "COACHLOG_METRICS_TOKEN": METRICS_TOKEN,
                 "PYTHONUNBUFFERED": "1",
             }
         )
@@ -520,7 +521,7 @@ def scrape(api: Api) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     """GET /metrics as {(sample name, sorted labels): value}."""
     from prometheus_client.parser import text_string_to_metric_families
 
-    reply = api.request("GET", "/metrics", timeout=10)
+    reply = http_request(api.port, "GET", "/metrics", None, METRICS_TOKEN, 10)
     assert reply.status == 200, reply.raw[:500]
     samples = {}
     for family in text_string_to_metric_families(reply.raw.decode()):
@@ -528,6 +529,9 @@ def scrape(api: Api) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
             samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
     return samples
 
+
+#: What the stack's API servers expect from the scraper of /metrics.
+METRICS_TOKEN = "metrics-scraper-secret-of-the-tests"
 
 SEED_TODAY = datetime(2026, 10, 20, 18, tzinfo=UTC)
 
