@@ -481,11 +481,16 @@ class Engagements(Application[UUID]):
 
         Events recorded late (occurred earlier than recorded) count from when they
         occurred. The domain refuses an event that claims to have occurred before what
-        it depends on, so this subset always folds. The version is that of the last
-        event included.
+        it depends on, so this subset, folded in occurred order (ties in recorded
+        order), always folds, and what is "latest" in it is latest in the world: a
+        rating or check-in logged late for an earlier day does not replace a later one.
+        The version is the highest of the events included.
         """
         events = self._events(firm_id, engagement_id)
-        included = [e for e in events if e.occurred_at <= at]
+        included = sorted(
+            (e for e in events if e.occurred_at <= at),
+            key=lambda e: (e.occurred_at, e.originator_version),
+        )
         if not included:
             raise EngagementNotFound(
                 f"engagement {engagement_id} had not begun by {at.isoformat()}"
@@ -517,6 +522,7 @@ def fold_subset(events: Iterable[EngagementEvent]) -> Engagement:
         raise TypeError(msg)
     for event in iterator:
         event.apply(engagement)
-        engagement.version = event.originator_version
-        engagement.modified_on = event.timestamp
+        if event.originator_version > engagement.version:
+            engagement.version = event.originator_version
+            engagement.modified_on = event.timestamp
     return engagement

@@ -177,7 +177,9 @@ class GoalProgressRated(EngagementEvent):
 
     def fold(self, state: EngagementState) -> None:
         goal = state.goals[self.goal_id]
-        goal.latest_score = self.score
+        if goal.rated_at is None or self.occurred_at >= goal.rated_at:
+            goal.latest_score = self.score
+            goal.rated_at = self.occurred_at
         goal.scores.append(self.score)
 
 

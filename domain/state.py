@@ -87,6 +87,9 @@ class GoalRecord:
     status: str = "open"
     closed_at: datetime | None = None
     latest_score: int | None = None
+    #: When the latest score occurred: a rating logged late for an earlier day does not
+    #: replace a later one.
+    rated_at: datetime | None = None
     scores: list[int] = field(default_factory=list)
     revisions: int = 0
     milestones: dict[str, MilestoneRecord] = field(default_factory=dict)

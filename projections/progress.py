@@ -3,6 +3,14 @@
 Pure: a handler per event type mutates a plain-JSON document (strings for money and
 times) and nothing else — no aggregates, no I/O. Every dashboard (engagement, lists,
 coach portfolio, firm overview, sponsor report, ROI) is computed from these documents.
+
+Coaches log notes late, so the log's order is not the world's. Everything "latest",
+"first", "change" or "over time" is ordered by occurred time, ties by recorded order
+(the event's version): lists are kept sorted on that key and a value that is replaced
+(a rating, a revised goal, a skill's level, a renegotiated due date, the coach) is
+replaced only by an event at or after the one that set it. Whatever order the same
+occurred-time history is entered in, the document is the same (tests/integration/
+test_occurred_order.py).
 """
 
 from __future__ import annotations
@@ -63,6 +71,7 @@ def new_document(event: lif.EngagementOpened) -> Doc:
         "sponsor_may_see": [],
         "consents": [],
         "erased": False,
+        "pauses": [],
         "sessions": {},
         "held_at": [],
         "goals": {},
@@ -105,6 +114,25 @@ def _at(event: EngagementEvent) -> str:
     return event.occurred_at.isoformat()
 
 
+def _supersedes(event: EngagementEvent, mark: str | None) -> bool:
+    """Whether ``event`` replaces what the event that occurred at ``mark`` set (None:
+    nothing set it yet). Events fold in recorded order, so on a tie the later-recorded
+    one, folded last, wins."""
+    return mark is None or _at(event) >= mark
+
+
+def _entry_key(entry: Doc) -> str:
+    return str(entry.get("at") or "")
+
+
+def _insert(entries: list[Doc], entry: Doc) -> None:
+    """Add a dated entry, keeping the list in occurred order. The sort is stable and
+    entries arrive in recorded order, so ties stay in recorded order; no version is kept,
+    so the same history entered in another order gives the same document."""
+    entries.append(entry)
+    entries.sort(key=_entry_key)
+
+
 # -- lifecycle --------------------------------------------------------------------------
 
 
@@ -113,23 +141,35 @@ def _(event: lif.AgreementSigned, doc: Doc) -> None:
     doc["sponsor_may_see"] = list(event.sponsor_may_see)
 
 
+def _end_pause(doc: Doc, at: str) -> None:
+    for pause in doc.setdefault("pauses", []):
+        if pause["to"] is None:
+            pause["to"] = at
+
+
 @apply.register
 def _(event: lif.EngagementPaused, doc: Doc) -> None:
     doc["status"] = "paused"
+    _insert(doc.setdefault("pauses", []), {"at": _at(event), "to": None})
 
 
 @apply.register
 def _(event: lif.EngagementResumed, doc: Doc) -> None:
     doc["status"] = "active"
+    _end_pause(doc, _at(event))
 
 
 @apply.register
 def _(event: lif.CoachReassigned, doc: Doc) -> None:
-    doc["coach_id"] = event.to_coach_id
+    if _supersedes(event, doc.get("coach_set")):
+        doc["coach_id"] = event.to_coach_id
+        doc["coach_set"] = _at(event)
 
 
 @apply.register
 def _(event: lif.EngagementClosed, doc: Doc) -> None:
+    if doc["status"] == "paused":
+        _end_pause(doc, _at(event))
     doc["status"] = "closed"
     doc["closed_at"] = _at(event)
     doc["close_reason"] = event.close_reason
@@ -187,12 +227,19 @@ def _(event: asm.AssessmentCompleted, doc: Doc) -> None:
 
 @apply.register
 def _(event: skl.SkillFocusStarted, doc: Doc) -> None:
-    doc["skills"][event.area] = {"baseline": event.baseline, "current": event.baseline}
+    doc["skills"][event.area] = {
+        "baseline": event.baseline,
+        "current": event.baseline,
+        "assessed": _at(event),
+    }
 
 
 @apply.register
 def _(event: skl.SkillReassessed, doc: Doc) -> None:
-    doc["skills"][event.area]["current"] = event.after
+    skill = doc["skills"][event.area]
+    if _supersedes(event, skill.get("assessed")):
+        skill["current"] = event.after
+        skill["assessed"] = _at(event)
 
 
 # -- goals ------------------------------------------------------------------------------
@@ -206,6 +253,9 @@ def _(event: gls.GoalSet, doc: Doc) -> None:
         "target_date": event.target_date.isoformat(),
         "status": "open",
         "score": None,
+        "scores": {},
+        "ratings": [],
+        "defined": _at(event),
         "milestones": {},
     }
 
@@ -213,14 +263,30 @@ def _(event: gls.GoalSet, doc: Doc) -> None:
 @apply.register
 def _(event: gls.GoalRevised, doc: Doc) -> None:
     goal = doc["goals"][event.goal_id]
+    if not _supersedes(event, goal.get("defined")):
+        return  # a revision entered late that an already-folded later one replaced
     goal["title"] = event.title
     goal["weight"] = event.weight
     goal["target_date"] = event.target_date.isoformat()
+    goal["defined"] = _at(event)
+
+
+#: Whose rating a goal's headline score is: the coach's if the coach rated it, else
+#: the client's (docs/read-models.md, "GAS"); the sponsor's is shown, never headline.
+HEADLINE_RATERS = ("coach", "client")
 
 
 @apply.register
 def _(event: gls.GoalProgressRated, doc: Doc) -> None:
-    doc["goals"][event.goal_id]["score"] = event.score
+    goal = doc["goals"][event.goal_id]
+    ratings = goal.setdefault("ratings", [])
+    _insert(
+        ratings,
+        {"at": _at(event), "rater": event.rater, "score": event.score},
+    )
+    latest = {r["rater"]: r["score"] for r in ratings}  # sorted: the last one wins
+    goal["scores"] = dict(sorted(latest.items()))
+    goal["score"] = next((latest[r] for r in HEADLINE_RATERS if r in latest), None)
 
 
 @apply.register
@@ -273,21 +339,25 @@ def _(event: acc.CommitmentMissed, doc: Doc) -> None:
 
 @apply.register
 def _(event: acc.CommitmentRenegotiated, doc: Doc) -> None:
-    doc["commitments"][event.commitment_id]["due_date"] = event.new_due_date.isoformat()
+    commitment = doc["commitments"][event.commitment_id]
+    if _supersedes(event, commitment.get("renegotiated")):
+        commitment["due_date"] = event.new_due_date.isoformat()
+        commitment["renegotiated"] = _at(event)
 
 
 @apply.register
 def _(event: sup.WellbeingChecked, doc: Doc) -> None:
     if event.confidence is None:
         return  # read after the client's key was destroyed: nothing to show
-    doc["wellbeing"].append(
+    _insert(
+        doc["wellbeing"],
         {
             "at": _at(event),
             "confidence": event.confidence,
             "stress": event.stress,
             "motivation": event.motivation,
             "imposter_feelings": event.imposter_feelings,
-        }
+        },
     )
 
 
@@ -324,7 +394,14 @@ def _(event: out.IntangibleOutcomeReported, doc: Doc) -> None:
 
 @apply.register
 def _(event: out.ReactionSurveyed, doc: Doc) -> None:
-    doc["reactions"].append({"satisfaction": event.satisfaction, "nps": event.nps})
+    _insert(
+        doc["reactions"],
+        {
+            "at": _at(event),
+            "satisfaction": event.satisfaction,
+            "nps": event.nps,
+        },
+    )
 
 
 # -- cost -------------------------------------------------------------------------------
