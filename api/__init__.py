@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 import math
 import re
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -32,8 +35,38 @@ from projections.queries import Dashboards
 from projections.runner import ProjectionRunner
 from projections.store import ProgressStore
 
+log = logging.getLogger("coachlog.api")
+
 #: Largest request body accepted (413 above it).
 MAX_BODY_BYTES = 256 * 1024
+
+
+class Every:
+    """Run ``job`` every ``seconds`` in a daemon thread until stopped; a failure is
+    logged and the next run comes on schedule."""
+
+    def __init__(self, seconds: float, job: Callable[[], Any], name: str) -> None:
+        self.seconds = seconds
+        self.job = job
+        self.runs = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 5) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.seconds):
+            try:
+                self.job()
+                self.runs += 1
+            except Exception:
+                log.exception("%s failed; next run in %.0fs", self._thread.name, self.seconds)
 
 
 @dataclass
@@ -48,6 +81,7 @@ class Services:
     dashboards: Dashboards
     runner: ProjectionRunner | None = None
     anchoring: Anchoring | None = None
+    purging: Every | None = None
 
     def create_tables(self) -> None:
         """Create the API's and the read models' tables if they are missing."""
@@ -69,8 +103,17 @@ class Services:
             self.anchoring.start()
         return self.anchoring
 
+    def start_purging(self, seconds: float) -> Every:
+        """Delete expired idempotency keys every ``seconds`` in a background thread."""
+        if self.purging is None:
+            self.purging = Every(seconds, self.idempotency.purge_expired, "idempotency-purge")
+            self.purging.start()
+        return self.purging
+
     def close(self) -> None:
         """Stop the in-process projections, close the event store and the pool."""
+        if self.purging is not None:
+            self.purging.stop()
         if self.runner is not None:
             self.runner.stop()
         if self.anchoring is not None:
@@ -189,7 +232,7 @@ def create_app(services: Services, config: dict[str, Any] | None = None) -> Flas
     metrics.configure(app)
     app.register_blueprint(metrics.bp)
     pages.register(app)  # browser dashboards: a plain blueprint, not in the OpenAPI document
-    app.extensions["coachlog_metrics"] = metrics.registry_for(services)
+    app.extensions["coachlog_metrics"] = metrics.Scraper(metrics.registry_for(services))
 
     @app.get("/docs/assets/<path:filename>")
     def swagger_assets(filename: str) -> Response:

@@ -18,11 +18,14 @@ def healthz() -> Response:
 
 @bp.get("/readyz")
 def readyz() -> Response:
-    """The database answers; 503 otherwise."""
+    """The database answers; 503 otherwise. Read models holding engagements in
+    quarantine make it ``degraded`` (still 200: every other engagement is served)."""
     services = current_app.extensions["coachlog"]
     try:
         services.db.ping()
         services.engagements.recorder.max_notification_id()
+        with services.db.read() as cur:
+            held = services.progress.count_quarantined(services.progress.live_generation(cur), cur)
     except (DatabaseUnavailable, Exception) as error:
         return problem(
             503,
@@ -31,4 +34,11 @@ def readyz() -> Response:
             code="not_ready",
             headers={"Retry-After": "5"},
         )
-    return jsonify(status="ready")
+    if held:
+        return jsonify(
+            status="degraded",
+            read_models={"progress": {"status": "degraded", "quarantined": held}},
+            detail=f"{held} engagement(s) of the progress read model are held in quarantine;"
+            " see `coachlog projections retry`.",
+        )
+    return jsonify(status="ready", read_models={"progress": {"status": "ok", "quarantined": 0}})

@@ -11,8 +11,14 @@ nothing (404) while that variable is unset. Firms' tokens do not open it.
 from __future__ import annotations
 
 import hmac
+import json
+import logging
 import os
+import threading
+import time
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, request
@@ -23,6 +29,11 @@ from prometheus_client.registry import Collector
 from api.problems import problem
 
 bp = Blueprint("metrics", __name__)
+
+#: A projector instance not heard of for this long is not reported (seconds; it
+#: records itself every 2 s).
+LIVE_SECONDS = 15.0
+log = logging.getLogger("coachlog.api")
 
 
 class CoachlogCollector(Collector):
@@ -59,6 +70,31 @@ class CoachlogCollector(Collector):
             "Log head minus the partition's watermark (Kafka path).",
             labels=["topic", "partition"],
         )
+        quarantined = GaugeMetricFamily(
+            "coachlog_projection_quarantined_engagements",
+            "Engagements whose events the live read model stopped folding (see rm_quarantine).",
+            labels=["read_model"],
+        )
+        instance_partitions = GaugeMetricFamily(
+            "coachlog_projector_assigned_partitions",
+            "Partitions a live projector instance owns now.",
+            labels=["instance", "topic"],
+        )
+        instance_progress = GaugeMetricFamily(
+            "coachlog_projector_last_progress_timestamp_seconds",
+            "When a live projector instance last folded records or swept to the head.",
+            labels=["instance", "topic"],
+        )
+        instance_seen = GaugeMetricFamily(
+            "coachlog_projector_last_seen_timestamp_seconds",
+            "When a live projector instance last recorded itself.",
+            labels=["instance", "topic"],
+        )
+        unowned = GaugeMetricFamily(
+            "coachlog_projector_unowned_partitions",
+            "Partitions no live projector instance owns (they are swept from the store).",
+            labels=["topic"],
+        )
         store = self.services.progress
         with self.services.db.read() as cur:
             cur.execute("SELECT name, position FROM relay_tracking")
@@ -76,7 +112,40 @@ class CoachlogCollector(Collector):
             )
             for topic, partition, watermark in cur.fetchall():
                 partition_lag.add_metric([topic, str(partition)], head - int(watermark))
-        yield from (relay_position, relay_lag, projection, projection_lag, partition_lag)
+            quarantined.add_metric(["progress"], store.count_quarantined(generation, cur))
+            cur.execute(
+                "SELECT instance, topic, assigned, partitions, last_progress_at, last_seen_at"
+                " FROM rm_projector_instances WHERE last_seen_at >= %s",
+                (time.time() - LIVE_SECONDS,),
+            )
+            owned: dict[str, set[int]] = {}
+            counts: dict[str, int] = {}
+            for instance, topic, assigned, partitions, progressed, seen in cur.fetchall():
+                held = json.loads(assigned)
+                instance_partitions.add_metric([instance, topic], len(held))
+                if progressed is not None:
+                    instance_progress.add_metric([instance, topic], float(progressed))
+                instance_seen.add_metric([instance, topic], float(seen))
+                owned.setdefault(topic, set()).update(held)
+                if partitions:
+                    counts[topic] = int(partitions)
+            for topic, count in counts.items():
+                unowned.add_metric([topic], len(set(range(count)) - owned.get(topic, set())))
+        yield from (
+            instance_partitions,
+            instance_progress,
+            instance_seen,
+            unowned,
+            relay_position,
+            relay_lag,
+            projection,
+            projection_lag,
+            partition_lag,
+            quarantined,
+        )
+        yield GaugeMetricFamily(
+            "coachlog_database_up", "1 when the database answered this scrape.", value=1
+        )
 
 
 def registry_for(services: Any) -> CollectorRegistry:
@@ -93,6 +162,42 @@ TOKEN_ENV = "COACHLOG_METRICS_TOKEN"
 def configure(app: Flask) -> None:
     """Read the scraper's token from the environment unless the app was given one."""
     app.config.setdefault(TOKEN_ENV, os.environ.get(TOKEN_ENV) or None)
+
+
+#: The longest a scrape waits for the database before answering without it (seconds).
+SCRAPE_BUDGET = 1.5
+
+_DOWN = (
+    b"# HELP coachlog_database_up 1 when the database answered this scrape.\n"
+    b"# TYPE coachlog_database_up gauge\n"
+    b"coachlog_database_up 0.0\n"
+)
+
+
+class Scraper:
+    """Collects in a thread of its own, one collection at a time: a scrape answers
+    within SCRAPE_BUDGET whatever the database does (``coachlog_database_up 0`` and
+    nothing else when it did not answer in time), and a hanging database never piles
+    up threads."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="metrics")
+        self._pending: Future[bytes] | None = None
+        self._lock = threading.Lock()
+
+    def scrape(self, budget: float = SCRAPE_BUDGET) -> bytes:
+        with self._lock:
+            if self._pending is None or self._pending.done():
+                self._pending = self._executor.submit(generate_latest, self.registry)
+            pending = self._pending
+        try:
+            return pending.result(timeout=budget)
+        except FutureTimeout:
+            return _DOWN
+        except Exception as error:  # the database refused: say so, in the format
+            log.warning("metrics without the database: %s", error)
+            return _DOWN
 
 
 @bp.get("/metrics")
@@ -114,5 +219,5 @@ def metrics() -> Response:
             code="invalid_token",
             headers={"WWW-Authenticate": 'Bearer realm="coachlog-metrics"'},
         )
-    registry: CollectorRegistry = current_app.extensions["coachlog_metrics"]
-    return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+    scraper: Scraper = current_app.extensions["coachlog_metrics"]
+    return Response(scraper.scrape(), mimetype=CONTENT_TYPE_LATEST)

@@ -3,8 +3,8 @@
 Validation 422 (per-field messages), malformed JSON 400, missing or bad token 401,
 outside the caller's rights 403, unknown engagement (or another firm's) 404, broken
 domain rule 409 (with the rule's stable code), stale If-Match 412, body too large 413,
-wrong content type 415, database down 503. Client input never yields a 5xx or a stack
-trace.
+wrong content type 415, database down (or an engagement's read model in quarantine)
+503. Client input never yields a 5xx or a stack trace.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from domain.errors import (
     StaleVersion,
 )
 from projections.database import DatabaseUnavailable
-from projections.queries import NotFound
+from projections.queries import NotFound, Quarantined
 
 log = logging.getLogger("coachlog.api")
 
@@ -146,6 +146,19 @@ def _read_model_not_found(error: NotFound) -> Response:
     return problem(404, "Not found", str(error), code="not_found")
 
 
+def _quarantined(error: Quarantined) -> Response:
+    return problem(
+        503,
+        "Read model in quarantine",
+        str(error),
+        code="read_model_quarantined",
+        cause=error.cause,
+        event_type=error.event_type,
+        position=error.position,
+        version=error.version,
+    )
+
+
 def _database_down(error: Exception) -> Response:
     log.warning("database unavailable: %s", error)
     return problem(
@@ -173,6 +186,7 @@ def register(app: Flask) -> None:
     app.register_error_handler(DomainError, _domain_error)
     app.register_error_handler(Forbidden, _forbidden)
     app.register_error_handler(NotFound, _read_model_not_found)
+    app.register_error_handler(Quarantined, _quarantined)
     app.register_error_handler(DatabaseUnavailable, _database_down)
     app.register_error_handler(PersistenceError, _database_down)
     app.register_error_handler(Exception, _unexpected)

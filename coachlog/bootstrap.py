@@ -13,11 +13,12 @@ from api import Services
 from api.accounts import Accounts
 from api.idempotency import SECRET_PURPOSE, IdempotencyStore
 from coachlog.settings import Settings
-from domain.application import Engagements
+from domain.application import KEYLESS_ENV, Engagements
 from projections.database import Cursor, Database, PostgresDatabase, SqliteDatabase
 from projections.queries import Dashboards
+from projections.runner import stream_reader
 from projections.store import ProgressStore
-from workers.relay import SCHEMA as RELAY_SCHEMA
+from workers.relay import create_schema as create_relay_schema
 
 
 def _libpq_url(url: str) -> str:
@@ -90,11 +91,15 @@ def schema_lock(settings: Settings) -> Iterator[None]:
                 conn.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK,))
 
 
-def bootstrap(settings: Settings | None = None) -> Engagements:
-    """Return the engagement application wired to the configured event store."""
+def bootstrap(settings: Settings | None = None, *, keyless: bool = False) -> Engagements:
+    """Return the engagement application wired to the configured event store
+    (``keyless``: without any master key, for a process that never opens sealed data)."""
     settings = settings or Settings.from_env()
+    env = settings.eventsourcing_env()
+    if keyless:
+        env[KEYLESS_ENV] = "1"
     with schema_lock(settings):
-        return Engagements(env=settings.eventsourcing_env())
+        return Engagements(env=env)
 
 
 def bootstrap_services(settings: Settings | None = None) -> Services:
@@ -107,7 +112,7 @@ def bootstrap_services(settings: Settings | None = None) -> Services:
 def _services(settings: Settings) -> Services:
     db = database(settings)
     engagements = Engagements(env=settings.eventsourcing_env())
-    progress = ProgressStore(db, engagements.keys)
+    progress = ProgressStore(db, engagements.keys, stream_reader(engagements))
     services = Services(
         engagements=engagements,
         db=db,
@@ -124,5 +129,5 @@ def _services(settings: Settings) -> Services:
     )
     services.create_tables()
     engagements.erasure_hooks.append(services.accounts.forget_person)
-    db.run_script(RELAY_SCHEMA)  # so /metrics can report the relay before it first runs
+    create_relay_schema(db)  # so /metrics can report the relay before it first runs
     return services

@@ -16,7 +16,7 @@ import click
 
 from api import Services
 from api.accounts import AccountError, Accounts
-from coachlog.bootstrap import bootstrap, bootstrap_services
+from coachlog.bootstrap import bootstrap, bootstrap_services, database, schema_lock
 from coachlog.seed import seed_firm
 from coachlog.server import serve as serve_api
 from coachlog.settings import Settings, SettingsError
@@ -30,6 +30,7 @@ from domain.values import Role, Segment
 from projections.rebuild import rebuild
 from projections.runner import ProjectionRunner
 from projections.store import NAME as PROGRESS
+from projections.store import Quarantine
 from workers import logs
 from workers.export import WRITERS, ExportError, Pseudonymizer, Slice, export
 from workers.projector import KafkaProjector
@@ -610,6 +611,36 @@ def projections_rebuild(context: click.Context, name: str, no_switch: bool) -> N
             f"Readers now use generation {report.new_generation}; "
             f"generation {report.old_generation} was dropped."
         )
+    _echo_quarantined(report.quarantined)
+
+
+def _echo_quarantined(entries: list[Quarantine]) -> None:
+    if not entries:
+        return
+    click.echo(f"{len(entries)} engagement(s) in quarantine (their documents stopped):")
+    for entry in entries:
+        click.echo(f"  {entry.engagement_id}: {entry.describe()}")
+    click.echo("After a fix, `coachlog projections retry` folds them again from the store.")
+
+
+@projections_group.command("retry")
+@click.argument("engagement_ids", nargs=-1)
+@click.pass_context
+def projections_retry(context: click.Context, engagement_ids: tuple[str, ...]) -> None:
+    """Fold quarantined engagements again from the event store (all, or those named);
+    exit 1 if any still fails."""
+    services, _ = _accounts(context)
+    try:
+        released, still = services.progress.retry(only=engagement_ids)
+    finally:
+        services.close()
+    for engagement_id in released:
+        click.echo(f"{engagement_id}: folded again, released from quarantine")
+    if not released and not still:
+        click.echo("No engagement in quarantine.")
+    _echo_quarantined(still)
+    if still:
+        raise SystemExit(1)
 
 
 def _run_until_signalled(start: Callable[[], object], stop: Callable[[], object]) -> None:
@@ -663,14 +694,23 @@ def project(context: click.Context, source: str, log_format: str) -> None:
 @_log_format
 @click.pass_context
 def relay(context: click.Context, log_format: str) -> None:
-    """Publish the event log to Kafka (at least once, in order), until SIGTERM."""
+    """Publish the event log to Kafka (at least once, in order), until SIGTERM.
+
+    Needs no master key: it never opens a sealed field (messages carry the stored
+    ciphertext as it is)."""
     logs.configure(fmt=log_format)
-    services, _ = _accounts(context)
-    worker = Relay(services.engagements, services.db, KafkaSettings.from_env())
-    worker.create_tables()
+    try:
+        engagements = bootstrap(context.obj, keyless=True)
+        db = database(context.obj)
+    except SettingsError as error:
+        raise click.UsageError(str(error)) from None
+    worker = Relay(engagements, db, KafkaSettings.from_env())
+    with schema_lock(context.obj):
+        worker.create_tables()
     logging.getLogger("coachlog.relay").info("relaying to %s", worker.settings.topic)
     try:
         _run_until_signalled(worker.run_forever, worker.stop)
     finally:
-        services.close()
+        engagements.close()
+        db.close()
     logging.getLogger("coachlog.relay").info("stopped at position %d", worker.position())

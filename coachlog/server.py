@@ -21,6 +21,7 @@ def create_wsgi() -> Flask:
     """
     settings = Settings.from_env()
     services = bootstrap_services(settings)
+    services.start_purging(purge_seconds())
     if not settings.is_postgres or os.environ.get("COACHLOG_IN_PROCESS_PROJECTIONS"):
         services.start_projections()
         services.start_anchoring(anchor_seconds())
@@ -30,6 +31,12 @@ def create_wsgi() -> Flask:
 def anchor_seconds() -> float:
     """How often the embedded server anchors the audit chains (COACHLOG_ANCHOR_SECONDS)."""
     return max(1.0, float(os.environ.get("COACHLOG_ANCHOR_SECONDS", "60")))
+
+
+def purge_seconds() -> float:
+    """How often each API process deletes expired idempotency keys
+    (COACHLOG_IDEMPOTENCY_PURGE_SECONDS)."""
+    return max(1.0, float(os.environ.get("COACHLOG_IDEMPOTENCY_PURGE_SECONDS", "600")))
 
 
 class Server(BaseApplication):
@@ -47,6 +54,7 @@ class Server(BaseApplication):
 
     def load(self) -> Flask:
         services = bootstrap_services(self.settings)
+        services.start_purging(purge_seconds())
         if self.projections:
             services.start_projections()
             services.start_anchoring(anchor_seconds())

@@ -43,6 +43,7 @@ from domain.keys import (
     KeyStore,
     MasterKey,
     MemoryKeyStore,
+    NoMasterKey,
     SqlKeyStore,
     key_cache_seconds,
     master_key_from,
@@ -60,6 +61,11 @@ ERASURE_ATTEMPTS = 20
 
 #: Engagements whose firm a process remembers (then it forgets them all and starts over).
 FIRMS_REMEMBERED = 100_000
+
+
+#: Set to "1" in the environment of an application that must never open sealed data
+#: (the relay): it then holds no master key at all.
+KEYLESS_ENV = "COACHLOG_KEYLESS"
 
 
 @dataclass(frozen=True)
@@ -153,6 +159,8 @@ class Engagements(Application[UUID]):
         return SqlKeyStore(datastore, "sqlite")
 
     def _master_key(self) -> MasterKey:
+        if self.env.get(KEYLESS_ENV) == "1":
+            return NoMasterKey()  # a process that never opens sealed data (the relay)
         module = self.env.get("PERSISTENCE_MODULE", "eventsourcing.popo")
         if module.endswith("postgres"):
             fallback = None

@@ -479,6 +479,26 @@ class MemoryKeyStore:
         ]
 
 
+class NoMasterKey(MasterKey):
+    """The master key of a process that never opens sealed data (the relay): it holds
+    no secret, and any use is refused."""
+
+    def __init__(self) -> None:
+        object.__setattr__(self, "secret", "")
+
+    def _refuse(self) -> MasterKeyError:
+        return MasterKeyError("this process has no key access (it never opens sealed data)")
+
+    def derive(self, purpose: str) -> bytes:
+        raise self._refuse()
+
+    def wrap(self, key_id: str, data_key: str) -> str:
+        raise self._refuse()
+
+    def unwrap(self, key_id: str, wrapped: str) -> str:
+        raise self._refuse()
+
+
 class KeyRing:
     """Seals and opens bytes for an engagement under its client's data key."""
 

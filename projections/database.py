@@ -13,12 +13,32 @@ from contextlib import AbstractContextManager, contextmanager
 from typing import Any, Protocol
 
 import psycopg
+from eventsourcing.persistence import PersistenceError
 from psycopg import sql
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 
 class DatabaseUnavailable(Exception):
     """The database did not answer (down, restarting, or unreachable)."""
+
+
+#: What a database in trouble raises through any of our layers (ours, psycopg, SQLite,
+#: the event store's): a worker waits these out and tries again, it never takes them
+#: for a fault of the data.
+DATABASE_ERRORS: tuple[type[BaseException], ...] = (
+    DatabaseUnavailable,
+    psycopg.Error,
+    sqlite3.Error,
+    PersistenceError,
+    PoolTimeout,
+    OSError,
+)
+
+#: Read-model statements on PostgreSQL give up after this long (milliseconds), and
+#: after LOCK_TIMEOUT_MS waiting for a lock: a stuck lock or a hanging query is an
+#: error a worker retries, never a silent stall.
+STATEMENT_TIMEOUT_MS = 60_000
+LOCK_TIMEOUT_MS = 10_000
 
 
 class Cursor(Protocol):
@@ -157,10 +177,17 @@ class PostgresDatabase(Database):
         min_size: int = 1,
         max_size: int = 8,
         timeout: float = 5.0,
+        statement_timeout_ms: int = STATEMENT_TIMEOUT_MS,
+        lock_timeout_ms: int = LOCK_TIMEOUT_MS,
     ) -> None:
         kwargs: dict[str, Any] = {"connect_timeout": 5}
+        options = [
+            f"-c statement_timeout={statement_timeout_ms}",
+            f"-c lock_timeout={lock_timeout_ms}",
+        ]
         if schema:
-            kwargs["options"] = f"-c search_path={schema},public"
+            options.append(f"-c search_path={schema},public")
+        kwargs["options"] = " ".join(options)
         self.schema = schema
         self.timeout = timeout
         self.pool = ConnectionPool(

@@ -15,6 +15,7 @@ test_occurred_order.py).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from decimal import Decimal
 from functools import singledispatch
 from typing import Any
@@ -90,18 +91,64 @@ def new_document(event: lif.EngagementOpened) -> Doc:
     }
 
 
-def fold(doc: Doc | None, event: EngagementEvent) -> Doc | None:
-    """Apply one event to an engagement's document (None before it was opened)."""
-    if isinstance(event, lif.EngagementOpened):
-        doc = new_document(event)
-    elif doc is None:
-        return None  # an engagement this projection never saw open: nothing to add to
-    elif event.originator_version <= doc["version"]:
+class OutOfOrder(Exception):
+    """The event is not the next one of its stream in the document: an event before it
+    never reached this fold (lost on the way), or the document never saw the opening.
+    The stream in the event store is authoritative: fold it again from there."""
+
+    def __init__(self, engagement_id: str, have: int | None, got: int) -> None:
+        self.engagement_id = engagement_id
+        self.have = have
+        self.got = got
+        before = "no document" if have is None else f"the document at version {have}"
+        super().__init__(f"engagement {engagement_id}: event version {got} came to {before}")
+
+
+class Unfoldable(Exception):
+    """An event that can never be folded onto its engagement's document (a second
+    opening, an event about a session, goal or invoice the stream never created)."""
+
+
+def fold(doc: Doc | None, event: EngagementEvent, *, in_order: bool = True) -> Doc | None:
+    """Apply one event to an engagement's document (None before it was opened).
+
+    An event at or below the document's version is a replayed duplicate and changes
+    nothing (the opening included). Any other event must be the very next of its
+    stream: a gap raises OutOfOrder (``in_order=False``, for folds over a slice of the
+    log, applies what comes and skips what has no document). An event that cannot
+    apply raises Unfoldable, or the handler's own error.
+    """
+    if doc is None:
+        if isinstance(event, lif.EngagementOpened) and event.originator_version == 1:
+            return new_document(event)
+        if not in_order:
+            return None  # an engagement this fold never saw open: nothing to add to
+        raise OutOfOrder(str(event.originator_id), None, event.originator_version)
+    if event.originator_version <= doc["version"]:
         return doc  # already applied (a replayed duplicate)
-    else:
+    if in_order and event.originator_version != doc["version"] + 1:
+        raise OutOfOrder(str(event.originator_id), doc["version"], event.originator_version)
+    if isinstance(event, lif.EngagementOpened):
+        raise Unfoldable(
+            f"EngagementOpened at version {event.originator_version} of an engagement"
+            " opened already"
+        )
+    try:
         apply(event, doc)
+    except KeyError as error:
+        raise Unfoldable(
+            f"{type(event).__name__} refers to {error} that its stream never created"
+        ) from error
     doc["version"] = event.originator_version
     doc["last_event_at"] = max(doc["last_event_at"], event.occurred_at.isoformat())
+    return doc
+
+
+def fold_stream(events: Iterable[EngagementEvent]) -> Doc | None:
+    """One engagement's document folded from its whole stream, from the start."""
+    doc: Doc | None = None
+    for event in events:
+        doc = fold(doc, event)
     return doc
 
 

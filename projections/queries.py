@@ -17,7 +17,7 @@ from projections.database import Cursor
 from projections.figures import Figures, figures_of
 from projections.figures import loads as load_figures
 from projections.progress import Doc
-from projections.store import NAME, ProgressStore
+from projections.store import NAME, ProgressStore, Quarantine
 
 SORTS = {
     "opened_at": "opened_at",
@@ -31,6 +31,24 @@ FILTERS = ("coach_id", "client_id", "sponsor_id", "status", "segment")
 
 class NotFound(Exception):
     """No such engagement (or coach) in the caller's firm."""
+
+
+class Quarantined(Exception):
+    """The engagement's read model stopped at an event it could not fold."""
+
+    def __init__(
+        self, engagement_id: str, cause: str, event_type: str, position: int | None, version: int
+    ) -> None:
+        self.engagement_id = engagement_id
+        self.cause = cause
+        self.event_type = event_type
+        self.position = position
+        self.version = version
+        super().__init__(
+            f"The read model of engagement {engagement_id} is held in quarantine: {cause}."
+            " Its dashboards answer again once an operator has run"
+            " `coachlog projections retry` after a fix."
+        )
 
 
 @dataclass(frozen=True)
@@ -286,6 +304,12 @@ def _quartiles(values: Sequence[float]) -> dict[str, Any] | None:
     )
 
 
+def _quarantined(held: Quarantine) -> Quarantined:
+    return Quarantined(
+        held.engagement_id, held.describe(), held.event_type, held.position, held.version
+    )
+
+
 class Dashboards:
     """Queries over the live generation of the progress read model."""
 
@@ -334,7 +358,15 @@ class Dashboards:
             return [json.loads(row[0]) for row in cur.fetchall()], fresh
 
     def document(self, firm_id: str, engagement_id: str) -> tuple[Doc, Freshness]:
-        """One engagement's progress document; NotFound outside the firm.
+        """One engagement's progress document; NotFound outside the firm (Quarantined
+        when the engagement is held in quarantine before it had a document)."""
+        doc, fresh, _ = self._document(firm_id, engagement_id)
+        return doc, fresh
+
+    def _document(
+        self, firm_id: str, engagement_id: str
+    ) -> tuple[Doc, Freshness, Quarantine | None]:
+        """One engagement's progress document and its quarantine, if it is held in one.
 
         With ``head_sql`` this is one statement (one round trip on PostgreSQL): the
         document from the generation last seen live, the generation live now (if a
@@ -343,9 +375,19 @@ class Dashboards:
         """
         if self.head_sql is None:
             docs, fresh = self._select(firm_id, " AND engagement_id = %s", (engagement_id,))
+            held = next(
+                (
+                    q
+                    for q in self.store.quarantined()
+                    if q.engagement_id == engagement_id and q.firm_id == firm_id
+                ),
+                None,
+            )
             if not docs:
+                if held is not None:
+                    raise _quarantined(held)
                 raise NotFound(f"engagement {engagement_id} not found (or not projected yet)")
-            return docseal.unseal(docs[0], self.store.keys), fresh
+            return docseal.unseal(docs[0], self.store.keys), fresh, held
         for _ in range(3):
             generation = self._live if self._live is not None else self.store.live_generation()
             seen = None if self.store.keys is None else self.store.keys.generation
@@ -355,8 +397,11 @@ class Dashboards:
                 row = self.store.db.read_row(
                     f"SELECT g.live, t.position, t.recorded_at, ({self.head_sql}),"
                     f" ({self.published_sql or 'SELECT NULL'}), d.doc,"
-                    + (" e.key_id, k.wrapped_key" if keyed else " NULL, NULL")
+                    + (" e.key_id, k.wrapped_key," if keyed else " NULL, NULL,")
+                    + " q.event_type, q.position, q.version, q.error"
                     + " FROM rm_generations g LEFT JOIN rm_tracking t ON t.name = %s"
+                    " LEFT JOIN rm_quarantine q ON q.generation = g.live"
+                    " AND q.firm_id = %s AND q.engagement_id = %s"
                     f" LEFT JOIN {self.store.table(generation)} d"
                     " ON d.firm_id = %s AND d.engagement_id = %s"
                     + (
@@ -366,7 +411,14 @@ class Dashboards:
                         else ""
                     )
                     + " WHERE g.name = %s",
-                    (self.store.tracking_name(generation), firm_id, engagement_id, NAME),
+                    (
+                        self.store.tracking_name(generation),
+                        firm_id,
+                        engagement_id,
+                        firm_id,
+                        engagement_id,
+                        NAME,
+                    ),
                 )
             except Exception:
                 if self._live is None:
@@ -382,11 +434,16 @@ class Dashboards:
             head = max(int(row[3] or 0), position)
             published = None if row[4] is None else int(row[4])
             fresh = Freshness(position, row[2], head, head - position, published)
+            held = None
+            if row[8] is not None:
+                held = Quarantine(engagement_id, firm_id, row[9], int(row[10]), row[8], row[11], 0)
             if row[5] is None:
+                if held is not None:
+                    raise _quarantined(held)
                 raise NotFound(f"engagement {engagement_id} not found (or not projected yet)")
             if self.store.keys is not None and row[6] is not None:
                 self.store.keys.remember(UUID(engagement_id), str(row[6]), row[7], seen)
-            return self.store.open_doc(row[5]), fresh
+            return self.store.open_doc(row[5]), fresh, held
         msg = "the live read-model generation kept changing"
         raise RuntimeError(msg)
 
@@ -399,9 +456,11 @@ class Dashboards:
     ) -> tuple[dict[str, Any], Freshness]:
         """The engagement progress dashboard; ``authorize`` may refuse (raise) on the
         document before anything is computed from it."""
-        doc, fresh = self.document(firm_id, engagement_id)
+        doc, fresh, held = self._document(firm_id, engagement_id)
         if authorize is not None:
             authorize(doc)
+        if held is not None:
+            raise _quarantined(held)
         return engagement_dashboard(doc, now), fresh
 
     def sponsor(
@@ -412,9 +471,11 @@ class Dashboards:
         authorize: Callable[[Doc], None] | None = None,
     ) -> tuple[dict[str, Any], Freshness]:
         """The sponsor report of one engagement; ``authorize`` as for ``engagement``."""
-        doc, fresh = self.document(firm_id, engagement_id)
+        doc, fresh, held = self._document(firm_id, engagement_id)
         if authorize is not None:
             authorize(doc)
+        if held is not None:
+            raise _quarantined(held)
         if doc["sponsor_id"] is None:
             raise NotFound(f"engagement {engagement_id} has no sponsor")
         return sponsor_report(doc, now), fresh

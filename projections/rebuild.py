@@ -1,6 +1,7 @@
 """Rebuild a read model beside the live one, compare, then switch readers atomically.
 
-1. Pick the next generation (or resume the one an interrupted rebuild left behind).
+1. Pick the next generation (or resume the one an interrupted rebuild left behind; it
+   is marked as building only while a rebuild runs).
 2. Fold the whole event store into it, batch by batch, with its own tracking.
 3. Catch up to the head, let the live generation catch up to the same position, and
    compare the two document by document, reporting every difference.
@@ -16,7 +17,7 @@ from typing import Any
 from domain.application import Engagements
 from projections.progress import Doc
 from projections.runner import ProjectionRunner
-from projections.store import ProgressStore
+from projections.store import ProgressStore, Quarantine
 
 
 @dataclass
@@ -30,6 +31,8 @@ class RebuildReport:
     resumed: bool = False
     differences: list[str] = field(default_factory=list)
     switched: bool = False
+    #: Engagements the new generation could not fold (it holds them in quarantine).
+    quarantined: list[Quarantine] = field(default_factory=list)
 
 
 def compare(live: dict[str, Doc], rebuilt: dict[str, Doc], limit: int = 200) -> list[str]:
@@ -63,15 +66,34 @@ def rebuild(
 ) -> RebuildReport:
     """Rebuild the progress read model from the event store; see the module docstring."""
     old = store.live_generation()
-    building = store.building_generation()
-    resumed = building is not None and building != old
-    new = building if resumed and building is not None else old + 1
+    new = old + 1
+    # A generation beside the live one that has folded something is what an
+    # interrupted rebuild left: carry on from its tracked position.
+    resumed = store.tracking(new).position > 0
     if not resumed:
         store.drop_generation(new)  # a stale leftover, never live
     store.create_generation(new)
     store.set_building(new)
     report = RebuildReport(old_generation=old, new_generation=new, resumed=resumed)
+    try:
+        _build(engagements, store, report, switch, progress, batch_size)
+    finally:
+        # Never leave a half-built generation marked as building, however the build
+        # ended; what it folded stays, for the next rebuild to resume from.
+        if not report.switched:
+            store.set_building(None)
+    return report
 
+
+def _build(
+    engagements: Engagements,
+    store: ProgressStore,
+    report: RebuildReport,
+    switch: bool,
+    progress: Callable[[int], Any] | None,
+    batch_size: int,
+) -> None:
+    old, new = report.old_generation, report.new_generation
     builder = ProjectionRunner(engagements, store, generation=new, batch_size=batch_size)
     report.events_folded = builder.catch_up(progress=progress)
     head = store.tracking(new).position
@@ -89,4 +111,4 @@ def rebuild(
         store.switch_live(new)
         store.drop_generation(old)
         report.switched = True
-    return report
+    report.quarantined = store.quarantined(new)

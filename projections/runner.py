@@ -13,6 +13,7 @@ import logging
 import threading
 from collections.abc import Callable
 from typing import Any
+from uuid import UUID
 
 import psycopg
 from psycopg import sql
@@ -21,11 +22,26 @@ from domain.application import Engagements
 from domain.event import EngagementEvent
 from domain.storage import prefetch_keys
 from projections.progress import reading_mapper
-from projections.store import Positioned, ProgressStore, StalePosition
+from projections.store import Positioned, ProgressStore, StalePosition, StreamReader
 
 log = logging.getLogger("coachlog.projections")
 
 BATCH_SIZE = 500
+
+
+def stream_reader(engagements: Engagements) -> StreamReader:
+    """Read one engagement's events from the event store (up to a version), decoded as
+    this read model folds them: the store's answer when an event arrives out of order."""
+    mapper = reading_mapper(engagements.mapper)
+
+    def read(engagement_id: str, upto: int | None) -> list[EngagementEvent]:
+        originator = UUID(engagement_id)
+        stored = engagements.recorder.select_events(originator, lte=upto)
+        prefetch_keys(mapper, {originator})
+        events = (mapper.to_domain_event(item) for item in stored)
+        return [event for event in events if isinstance(event, EngagementEvent)]
+
+    return read
 
 
 class ProjectionRunner:
@@ -43,6 +59,8 @@ class ProjectionRunner:
         self.engagements = engagements
         self.mapper = reading_mapper(engagements.mapper)
         self.store = store
+        if store.stream is None:
+            store.stream = stream_reader(engagements)
         self.generation = generation
         self.batch_size = batch_size
         self.poll_interval = poll_interval

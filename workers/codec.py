@@ -88,6 +88,9 @@ def encode(event: EngagementEvent, position: int, previous: int, partitions: int
         ("content-type", CONTENT_TYPE.encode()),
         ("coachlog_position", str(position).encode()),
         ("coachlog_previous_position", str(previous).encode()),
+        # The partition count the key was hashed over: a record sent under another
+        # count than the consumer's proves nothing about its partition's chain.
+        ("coachlog_partitions", str(partitions).encode()),
     ]
     return Message(
         key=engagement_id.encode(),
@@ -135,7 +138,9 @@ def decode(
     event = event_class(**kwargs)
     if mapper is not None and isinstance(event, EngagementEvent):
         open_sealed(mapper, event, data.get("sealed"))
+    count = meta.get("coachlog_partitions")
     return Linked(
         Positioned(int(meta["coachlog_position"]), event),
         int(meta["coachlog_previous_position"]),
+        None if count is None else int(count),
     )

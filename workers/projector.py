@@ -12,10 +12,14 @@ keeps freshness honest and closes any tail the broker lost.
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import socket
 import threading
 import time
-from collections.abc import Sequence
+import uuid
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 
@@ -25,7 +29,9 @@ from kafka.errors import KafkaError
 from domain.application import Engagements
 from domain.event import EngagementEvent
 from domain.storage import prefetch_keys
+from projections.database import DATABASE_ERRORS
 from projections.progress import reading_mapper
+from projections.runner import stream_reader
 from projections.store import Linked, Positioned, ProgressStore
 from workers.codec import decode, partition_for
 from workers.settings import KafkaSettings
@@ -34,6 +40,21 @@ log = logging.getLogger("coachlog.projector")
 
 #: The longest pause between attempts while the broker is away (seconds).
 BROKER_BACKOFF = 2.0
+#: The longest pause between attempts while the database is away (seconds).
+DATABASE_BACKOFF = 2.0
+#: How long a batch is retried on the same consumer while the database is away
+#: (seconds); under the consumer's max poll interval, so it never leaves the group.
+DATABASE_PATIENCE = 240.0
+#: How often an instance records itself (assigned partitions, last progress) and
+#: checks that it is not stalled (seconds).
+HEARTBEAT_SECONDS = 2.0
+#: An instance not heard of for this long no longer owns anything (seconds).
+LIVE_SECONDS = 15.0
+#: How often a busy instance sweeps anyway (an idle one sweeps after ``sweep_after``).
+BUSY_SWEEP_SECONDS = 10.0
+#: How long an instance may hold no partition, or make no progress while the log
+#: grows, before it says so in its log (seconds).
+STALL_SECONDS = 30.0
 
 
 class _SeekToStored(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -62,6 +83,8 @@ class KafkaProjector:
         self.engagements = engagements
         self.mapper = reading_mapper(engagements.mapper)
         self.store = store
+        if store.stream is None:
+            store.stream = stream_reader(engagements)
         self.settings = settings
         self.sweep_after = sweep_after
         self.max_records = max_records
@@ -74,6 +97,11 @@ class KafkaProjector:
         self._partition_count: int | None = None
         #: Partitions were assigned since the partition count was last read.
         self._recount = False
+        self.instance = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.last_progress = time.time()
+        self._last_heartbeat = 0.0
+        self._last_sweep = time.monotonic()
+        self._stall_logged = time.time()  # the first warning comes after STALL_SECONDS
 
     # -- healing from the store ---------------------------------------------------------
 
@@ -119,6 +147,7 @@ class KafkaProjector:
                 # the relay creates it with the configured partitions.
                 allow_auto_create_topics=False,
                 metadata_max_age_ms=10_000,  # notice a topic created after we subscribed
+                max_poll_interval_ms=int((DATABASE_PATIENCE + 60) * 1000),
                 # back within 2 s of the broker's return (the client's default: 30 s)
                 reconnect_backoff_max_ms=int(BROKER_BACKOFF * 1000),
             )
@@ -153,9 +182,11 @@ class KafkaProjector:
             self._recount = False
             known = self.consumer().partitions_for_topic(self.settings.topic)
             self._partition_count = len(known) if known else None
+            if self._partition_count is not None and self._align(self._partition_count):
+                return 0  # re-keyed: what this poll read is read again from the new offsets
         if self._unchecked:
             self._clamp_to_end(records)
-        generation = self.store.live_generation()
+        generation = self._retrying(self.store.live_generation)
         seen = 0
         for tp, messages in sorted(records.items(), key=lambda item: item[0].partition):
             chain: list[Linked] = []
@@ -173,18 +204,54 @@ class KafkaProjector:
                     # Not ours or not decodable: the store remains the source of truth,
                     # and the next link (or the sweep) heals whatever this record carried.
                     log.warning("skipping record %s@%d: %s", tp, message.offset, error)
-            self.store.apply_partition(
-                generation,
-                self.settings.topic,
-                tp.partition,
-                chain,
-                messages[-1].offset + 1,
-                partial(self.heal, tp.partition),
-                self.partitions(),
+            self._retrying(
+                partial(
+                    self.store.apply_partition,
+                    generation,
+                    self.settings.topic,
+                    tp.partition,
+                    chain,
+                    messages[-1].offset + 1,
+                    partial(self.heal, tp.partition),
+                    self.partitions(),
+                )
             )
             seen += len(messages)
         self.applied += seen
+        if seen:
+            self.last_progress = time.time()
         return seen
+
+    def _align(self, count: int) -> bool:
+        """Re-key the stored partition state if it was kept under another partition
+        count; then start every owned partition again at its new stored offset."""
+        generation = self._retrying(self.store.live_generation)
+        if not self._retrying(
+            partial(self.store.align_partitions, generation, self.settings.topic, count)
+        ):
+            return False
+        offsets = self.store.partition_offsets(generation, self.settings.topic)
+        consumer = self.consumer()
+        for tp in consumer.assignment():
+            consumer.seek(tp, offsets.get(tp.partition, (0, 0))[0])
+        self._unchecked = {}
+        return True
+
+    def _retrying(self, step: Callable[[], Any]) -> Any:
+        """Run a database step until it succeeds, waiting out a database that is away
+        on the same consumer (it stays in the group: heartbeats go on in the client's
+        own thread); give up after DATABASE_PATIENCE."""
+        backoff = 0.2
+        deadline = time.monotonic() + DATABASE_PATIENCE
+        while True:
+            try:
+                return step()
+            except DATABASE_ERRORS as error:
+                if self._stop.is_set() or time.monotonic() > deadline:
+                    raise
+                log.warning("database trouble (%s); trying again in %.1fs", error, backoff)
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, DATABASE_BACKOFF)
 
     def _clamp_to_end(self, records: dict[TopicPartition, Any]) -> None:
         """Seek back to the end of a partition whose stored offset lies past it.
@@ -230,10 +297,13 @@ class KafkaProjector:
                 )
 
     def sweep(self) -> None:
-        """Fold from the store what the owned partitions lack up to the log head."""
+        """Fold from the store what the owned partitions lack up to the log head, and
+        what the partitions no live instance owns lack (a group that assigned nobody
+        anything stalls no read model)."""
         head = self.engagements.recorder.max_notification_id() or 0
         generation = self.store.live_generation()
-        for partition in self.assigned():
+        owned = self.assigned()
+        for partition in sorted(set(owned) | set(self.unowned())):
             self.store.sweep_partition(
                 generation,
                 self.settings.topic,
@@ -242,6 +312,78 @@ class KafkaProjector:
                 partial(self.heal, partition),
                 self.partitions(),
             )
+        self.last_progress = time.time()
+        self._last_sweep = time.monotonic()
+
+    def unowned(self) -> list[int]:
+        """Partitions of the topic that no live instance of the group says it owns."""
+        if self._partition_count is None:
+            return []
+        owned: set[int] = set()
+        with self.store.db.read() as cur:
+            cur.execute(
+                "SELECT instance, assigned FROM rm_projector_instances"
+                " WHERE topic = %s AND group_id = %s AND last_seen_at >= %s",
+                (self.settings.topic, self.settings.group, time.time() - LIVE_SECONDS),
+            )
+            for instance, assigned in cur.fetchall():
+                if instance != self.instance:
+                    owned.update(json.loads(assigned))
+        owned.update(self.assigned())
+        return [p for p in range(self._partition_count) if p not in owned]
+
+    def heartbeat(self) -> None:
+        """Record this instance (assigned partitions, last progress) for /metrics, and
+        say in the log when it holds no partition or makes no progress."""
+        now = time.time()
+        assigned = self.assigned()
+        with self.store.db.transaction() as cur:
+            cur.execute(
+                "INSERT INTO rm_projector_instances (instance, topic, group_id, host, pid,"
+                " assigned, partitions, last_progress_at, last_seen_at)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (instance) DO UPDATE"
+                " SET assigned = excluded.assigned, partitions = excluded.partitions,"
+                " last_progress_at = excluded.last_progress_at,"
+                " last_seen_at = excluded.last_seen_at",
+                (
+                    self.instance,
+                    self.settings.topic,
+                    self.settings.group,
+                    socket.gethostname(),
+                    os.getpid(),
+                    json.dumps(assigned),
+                    self._partition_count,
+                    self.last_progress,
+                    now,
+                ),
+            )
+            # Instances gone for long are forgotten.
+            cur.execute("DELETE FROM rm_projector_instances WHERE last_seen_at < %s", (now - 3600,))
+        self._last_heartbeat = time.monotonic()
+        if now - self._stall_logged < STALL_SECONDS:
+            return
+        if not assigned and self._partition_count:
+            self._stall_logged = now
+            log.warning(
+                "instance %s holds no partition of the %d of %s; sweeping from the store"
+                " the partitions no live instance owns: %s",
+                self.instance,
+                self._partition_count,
+                self.settings.topic,
+                self.unowned(),
+            )
+        elif now - self.last_progress > STALL_SECONDS:
+            self._stall_logged = now
+            log.warning(
+                "instance %s made no progress for %.0fs on partitions %s",
+                self.instance,
+                now - self.last_progress,
+                assigned,
+            )
+
+    def _forget(self) -> None:
+        with self.store.db.transaction() as cur:
+            cur.execute("DELETE FROM rm_projector_instances WHERE instance = %s", (self.instance,))
 
     def stop(self) -> None:
         """Finish the poll under way, then stop."""
@@ -255,9 +397,13 @@ class KafkaProjector:
             try:
                 if self.run_once() > 0:
                     idle_since = time.monotonic()
+                    if time.monotonic() - self._last_sweep >= BUSY_SWEEP_SECONDS:
+                        self._retrying(self.sweep)
                 elif time.monotonic() - idle_since >= self.sweep_after:
-                    self.sweep()
+                    self._retrying(self.sweep)
                     idle_since = time.monotonic()
+                if time.monotonic() - self._last_heartbeat >= HEARTBEAT_SECONDS:
+                    self._retrying(self.heartbeat)
                 backoff = 0.5
             except KafkaError as error:
                 log.warning("broker trouble (%s); reconnecting in %.1fs", error, backoff)
@@ -270,6 +416,10 @@ class KafkaProjector:
                 self._stop.wait(backoff)
                 backoff = min(backoff * 2, 10)
         self._close_consumer()
+        try:
+            self._forget()
+        except DATABASE_ERRORS:
+            log.debug("could not remove instance %s", self.instance, exc_info=True)
 
     def _close_consumer(self) -> None:
         if self._consumer is not None:

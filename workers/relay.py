@@ -20,6 +20,7 @@ from kafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
 
 from domain.application import Engagements
 from domain.event import EngagementEvent
+from domain.storage import SealingMapper
 from projections.database import Database
 from workers.codec import encode, partition_for
 from workers.settings import KafkaSettings
@@ -36,7 +37,24 @@ SCHEMA = [
     "CREATE TABLE IF NOT EXISTS relay_partitions (name TEXT NOT NULL, topic TEXT NOT NULL,"
     " partition_no INTEGER NOT NULL, last_position BIGINT NOT NULL,"
     " PRIMARY KEY (name, topic, partition_no))",
+    # The partition count the chain links were kept under (a newer column).
+    "ALTER TABLE relay_partitions ADD COLUMN IF NOT EXISTS partition_count INTEGER",
 ]
+
+#: The same for SQLite, which lacks ADD COLUMN IF NOT EXISTS.
+SQLITE_SCHEMA = [*SCHEMA[:2]]
+
+
+def create_schema(db: Database) -> None:
+    """The relay's tables (idempotent, also on a database made by an older release)."""
+    if db.dialect == "postgres":
+        db.run_script(SCHEMA)
+        return
+    db.run_script(SQLITE_SCHEMA)
+    with db.transaction() as cur:
+        cur.execute("SELECT name FROM pragma_table_info('relay_partitions')")
+        if "partition_count" not in {row[0] for row in cur.fetchall()}:
+            cur.execute("ALTER TABLE relay_partitions ADD COLUMN partition_count INTEGER")
 
 
 def ensure_topic(settings: KafkaSettings) -> bool:
@@ -81,6 +99,11 @@ class Relay:
         poll_interval: float = 0.2,
     ) -> None:
         self.engagements = engagements
+        # Never opens a sealed field: messages carry the stored ciphertext as it is.
+        mapper = engagements.mapper
+        self.mapper = (
+            mapper.reading_only(frozenset()) if isinstance(mapper, SealingMapper) else mapper
+        )
         self.db = db
         self.settings = settings
         self.name = name
@@ -89,9 +112,10 @@ class Relay:
         self._producer: KafkaProducer | None = None
         self._stop = threading.Event()
         self.published = 0
+        self._warned: int | None = None
 
     def create_tables(self) -> None:
-        self.db.run_script(SCHEMA)
+        create_schema(self.db)
         with self.db.transaction() as cur:
             cur.execute(
                 "INSERT INTO relay_tracking (name, position, updated_at) VALUES (%s, 0, NULL)"
@@ -106,14 +130,32 @@ class Relay:
             row = cur.fetchone()
         return 0 if row is None else int(row[0])
 
-    def _chain(self) -> dict[int, int]:
+    def _chain(self, partitions: int, position: int) -> dict[int, int]:
+        """The last position sent to each partition, as kept under ``partitions``.
+
+        Kept under another count, the links mean nothing (keys hash to other
+        partitions): every partition's chain then starts at the relay's position, so
+        the first record of each tells consumers that all before it must come from the
+        store."""
         with self.db.transaction() as cur:
             cur.execute(
-                "SELECT partition_no, last_position FROM relay_partitions"
+                "SELECT partition_no, last_position, partition_count FROM relay_partitions"
                 " WHERE name = %s AND topic = %s",
                 (self.name, self.settings.topic),
             )
-            return {int(p): int(pos) for p, pos in cur.fetchall()}
+            rows = cur.fetchall()
+        counts = {int(c) for _, _, c in rows if c is not None}
+        if all(int(p) < partitions for p, _, _ in rows) and counts <= {partitions}:
+            return {int(p): int(pos) for p, pos, _ in rows}
+        log.error(
+            "topic %s has %d partitions, the relay's chain was kept under %s:"
+            " starting every partition's chain again at position %d",
+            self.settings.topic,
+            partitions,
+            "/".join(str(c) for c in sorted(counts)) or "another count",
+            position,
+        )
+        return dict.fromkeys(range(partitions), position)
 
     def producer(self) -> KafkaProducer:
         if self._producer is None:
@@ -130,6 +172,8 @@ class Relay:
                 # back at work within 2 s of the broker's return (the client waits up
                 # to 30 s between attempts by default)
                 reconnect_backoff_max_ms=int(BROKER_BACKOFF * 1000),
+                # notice partitions added to the topic within seconds (default 5 min)
+                metadata_max_age_ms=5_000,
             )
         return self._producer
 
@@ -149,14 +193,23 @@ class Relay:
         )
         if not notifications:
             return 0
-        chain = self._chain()
         producer = self.producer()
         # The topic's real partition count decides where keys go (it may predate our
         # setting, and some brokers cannot add partitions); projectors read it the same way.
         partitions = len(producer.partitions_for(self.settings.topic))
+        if partitions != self.settings.partitions and partitions != self._warned:
+            self._warned = partitions
+            log.error(
+                "topic %s has %d partitions, COACHLOG_KAFKA_PARTITIONS says %d: keys are"
+                " hashed over the topic's count",
+                self.settings.topic,
+                partitions,
+                self.settings.partitions,
+            )
+        chain = self._chain(partitions, start)
         futures = []
         for notification in notifications:
-            event = self.engagements.mapper.to_domain_event(notification)
+            event = self.mapper.to_domain_event(notification)
             if not isinstance(event, EngagementEvent):
                 continue
             partition = partition_for(event.originator_id, partitions)
@@ -175,7 +228,7 @@ class Relay:
         for future in futures:
             future.get(timeout=30)  # raises if the broker did not acknowledge
         last = notifications[-1].id
-        self._save(start, last, chain)
+        self._save(start, last, chain, partitions)
         self.published += len(futures)
         return len(notifications)
 
@@ -192,7 +245,7 @@ class Relay:
                 if ensure_topic(self.settings) or time.monotonic() > deadline:
                     raise  # start again with a new producer (and from the saved position)
 
-    def _save(self, start: int, last: int, chain: dict[int, int]) -> None:
+    def _save(self, start: int, last: int, chain: dict[int, int], partitions: int) -> None:
         with self.db.transaction() as cur:
             cur.execute(
                 "UPDATE relay_tracking SET position = %s, updated_at = %s"
@@ -202,12 +255,19 @@ class Relay:
             if cur.rowcount != 1:
                 msg = f"relay {self.name} moved past {start}: is another relay running?"
                 raise RuntimeError(msg)
+            cur.execute(
+                "DELETE FROM relay_partitions WHERE name = %s AND topic = %s"
+                " AND (partition_no >= %s OR partition_count IS NULL OR partition_count <> %s)",
+                (self.name, self.settings.topic, partitions, partitions),
+            )
             for partition, position in chain.items():
                 cur.execute(
-                    "INSERT INTO relay_partitions (name, topic, partition_no, last_position)"
-                    " VALUES (%s, %s, %s, %s) ON CONFLICT (name, topic, partition_no)"
-                    " DO UPDATE SET last_position = excluded.last_position",
-                    (self.name, self.settings.topic, partition, position),
+                    "INSERT INTO relay_partitions (name, topic, partition_no, last_position,"
+                    " partition_count) VALUES (%s, %s, %s, %s, %s)"
+                    " ON CONFLICT (name, topic, partition_no) DO UPDATE SET"
+                    " last_position = excluded.last_position,"
+                    " partition_count = excluded.partition_count",
+                    (self.name, self.settings.topic, partition, position, partitions),
                 )
 
     def stop(self) -> None:

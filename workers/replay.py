@@ -74,7 +74,7 @@ def progress_documents(state: dict[str, Doc] | None, event: EngagementEvent) -> 
     """A replayable fold mirroring the live progress read model (one doc per engagement)."""
     docs = state if state is not None else {}
     key = str(event.originator_id)
-    folded = fold(docs.get(key), event)
+    folded = fold(docs.get(key), event, in_order=False)  # a slice may lack events
     if folded is not None:
         docs[key] = folded
     return docs

@@ -279,7 +279,10 @@ def test_probes_need_no_token(client: FlaskClient) -> None:
     assert live.get_json() == {"status": "ok"}
     ready = client.get("/readyz")
     assert ready.status_code == 200
-    assert ready.get_json() == {"status": "ready"}
+    assert ready.get_json() == {
+        "status": "ready",
+        "read_models": {"progress": {"status": "ok", "quarantined": 0}},
+    }
 
 
 @pytest.fixture

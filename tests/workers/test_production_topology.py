@@ -326,8 +326,15 @@ def test_the_production_topology(topology: Stack) -> None:
     # test made none, and the broker creates none on a subscription).
     assert f"created topic {stack.topic} with {PARTITIONS} partitions" in relay.text()
     assert kcat_partitions(stack.bootstrap, stack.topic) == PARTITIONS
-    # Both projectors are at work, each on partitions of its own.
+    # Both projectors are at work, each on partitions of its own (the read model may
+    # have converged before the group assigned them: partitions nobody owns are swept
+    # from the store).
     assert all(p.alive() for p in projectors)
+
+    def both_own_partitions() -> bool:
+        return all(assignments(p) and assignments(p)[-1] for p in projectors)
+
+    wait_until(both_own_partitions, 30, "both projectors to own partitions")
     owned = [set(assignments(p)[-1]) for p in projectors]
     assert all(owned)
     assert not owned[0] & owned[1]
