@@ -139,9 +139,9 @@ def test_a_poison_event_quarantines_its_engagement_and_no_other(services: Any) -
     assert ready.status_code == 200
     assert ready.json["status"] == "degraded"
     assert ready.json["read_models"]["progress"]["quarantined"] == 1
-    scraped = client.get(
-        "/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}
-    ).get_data(as_text=True)
+    scraped = client.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"}).get_data(
+        as_text=True
+    )
     assert 'coachlog_projection_quarantined_engagements{read_model="progress"} 1.0' in scraped
 
     # A retry before any fix keeps it in quarantine and says why (exit 1).
