@@ -362,7 +362,9 @@ def _cadence(docs: list[dict[str, Any]]) -> dict[str, Any]:
     groups: dict[str, dict[str, list[float]]] = {"coach_id": {}, "segment": {}}
     every: list[float] = []
     for doc in docs:
-        adherence = metrics.cadence_adherence(doc["held_at"], doc["cadence_days"])
+        adherence = metrics.cadence_adherence(
+            doc["held_at"], doc["cadence_days"], doc.get("pauses", [])
+        )
         if adherence is None:
             continue
         every.append(adherence)

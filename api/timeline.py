@@ -52,7 +52,12 @@ def _session_entries(doc: Doc) -> list[tuple[str, str, str, str, str]]:
 def _goal_entries(doc: Doc) -> list[tuple[str, str, str, str, str]]:
     rows = []
     for goal in doc["goals"].values():
-        score = "not rated" if goal["score"] is None else f"GAS {goal['score']:+d}"
+        scores = goal.get("scores") or {}
+        score = (
+            ", ".join(f"GAS {rater} {value:+d}" for rater, value in scores.items())
+            if scores
+            else "not rated"
+        )
         rows.append(
             (
                 goal["target_date"],

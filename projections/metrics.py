@@ -16,19 +16,43 @@ Doc = dict[str, Any]
 
 #: Correlation assumed between goals in the GAS T-score (Kiresuk & Sherman).
 GAS_RHO = 0.3
+#: Who rates goals, each a perspective of its own (never mixed into one T-score).
+RATERS = ("coach", "client", "sponsor")
+#: The headline GAS: the coach's T-score if the coach rated any goal still counted,
+#: else the client's; the sponsor's is shown beside, never headline.
+HEADLINE_RATERS = ("coach", "client")
 
 
 def _date(iso: str) -> date:
     return datetime.fromisoformat(iso).date()
 
 
-def cadence_adherence(held_at: Sequence[str], cadence_days: int) -> float | None:
+def _paused_days(start: date, end: date, pauses: Sequence[Doc]) -> int:
+    """Whole calendar days of [start, end] the engagement spent paused."""
+    days = 0
+    for pause in pauses:
+        since = _date(pause["at"])
+        until = end if pause.get("to") is None else min(end, _date(pause["to"]))
+        days += max(0, (until - max(start, since)).days)
+    return days
+
+
+def session_gaps(held_at: Sequence[str], pauses: Sequence[Doc] = ()) -> list[int]:
+    """Whole calendar days between consecutive held sessions, net of paused days."""
+    days = sorted(_date(at) for at in held_at)
+    return [(b - a).days - _paused_days(a, b, pauses) for a, b in pairwise(days)]
+
+
+def cadence_adherence(
+    held_at: Sequence[str], cadence_days: int, pauses: Sequence[Doc] = ()
+) -> float | None:
     """Share of gaps between consecutive held sessions that are ≤ the planned cadence.
 
-    Gaps are whole calendar days between session dates; None with fewer than two sessions.
+    Gaps are whole calendar days between session dates, net of the days the engagement
+    was paused in between (a pause is not the client's lapse); None with fewer than two
+    sessions. Its n is the number of gaps.
     """
-    days = sorted(_date(at) for at in held_at)
-    gaps = [(b - a).days for a, b in pairwise(days)]
+    gaps = session_gaps(held_at, pauses)
     if not gaps:
         return None
     return sum(1 for gap in gaps if gap <= cadence_days) / len(gaps)
@@ -41,6 +65,22 @@ def follow_through(commitments: Iterable[Doc]) -> float | None:
     return None if kept + missed == 0 else kept / (kept + missed)
 
 
+def cadence(doc: Doc) -> Doc:
+    """Cadence adherence net of pauses, with its n (gaps) and the days paused."""
+    pauses = doc.get("pauses", [])
+    gaps = session_gaps(doc["held_at"], pauses)
+    value = cadence_adherence(doc["held_at"], doc["cadence_days"], pauses)
+    return {
+        "cadence_adherence": None if value is None else round(value, 4),
+        "cadence_adherence_n": len(gaps),
+    }
+
+
+def follow_through_n(commitments: Iterable[Doc]) -> int:
+    """The n of follow-through: commitments kept or missed."""
+    return sum(1 for c in commitments if c["status"] in ("kept", "missed"))
+
+
 def overdue_commitments(commitments: Iterable[Doc], today: date) -> int:
     """Open commitments whose due date has passed."""
     return sum(
@@ -50,20 +90,94 @@ def overdue_commitments(commitments: Iterable[Doc], today: date) -> int:
     )
 
 
-def gas_t_score(goals: Iterable[Doc], rho: float = GAS_RHO) -> float | None:
-    """T = 50 + 10·Σwᵢxᵢ / √((1−ρ)·Σwᵢ² + ρ·(Σwᵢ)²) over rated goals that were not
-    abandoned (xᵢ = latest rating −2..+2, wᵢ = weight 1..4); None if no goal is rated."""
-    rated: list[tuple[int, int]] = [
-        (int(g["weight"]), int(g["score"]))
-        for g in goals
-        if g["score"] is not None and g["status"] != "abandoned"
-    ]
+def t_score(rated: Sequence[tuple[int, int]], rho: float = GAS_RHO) -> float | None:
+    """T = 50 + 10·Σwᵢxᵢ / √((1−ρ)·Σwᵢ² + ρ·(Σwᵢ)²) over (wᵢ, xᵢ); None for none."""
     if not rated:
         return None
     weighted = sum(w * x for w, x in rated)
     sum_w2 = sum(w * w for w, _ in rated)
     sum_w = sum(w for w, _ in rated)
     return 50.0 + 10.0 * weighted / math.sqrt((1 - rho) * sum_w2 + rho * sum_w**2)
+
+
+def _scores(goal: Doc, until: str | None) -> dict[str, int]:
+    """The goal's latest rating per rater (occurred time), up to ``until`` if given."""
+    if until is None:
+        return dict(goal.get("scores") or {})
+    return {r["rater"]: r["score"] for r in goal.get("ratings", []) if r["at"] <= until}
+
+
+def _status(goal: Doc, until: str | None) -> str:
+    closed = goal.get("closed_at")
+    if until is None or goal["status"] == "open" or (closed is not None and closed <= until):
+        return str(goal["status"])
+    return "open"
+
+
+def gas_perspective(goals: Iterable[Doc], rater: str, until: str | None = None) -> Doc:
+    """One rater's GAS: T-score over the goals they rated, with its counts.
+
+    Abandoned goals are left out (counted as ``abandoned``); goals this rater never
+    rated are counted as ``unrated``; an achieved goal scores at least its expected
+    level: xᵢ = max(latest rating, 0).
+    """
+    rated: list[tuple[int, int]] = []
+    unrated = abandoned = 0
+    for goal in goals:
+        status = _status(goal, until)
+        if status == "abandoned":
+            abandoned += 1
+            continue
+        score = _scores(goal, until).get(rater)
+        if score is None:
+            unrated += 1
+            continue
+        rated.append((int(goal["weight"]), max(score, 0) if status == "achieved" else score))
+    t = t_score(rated)
+    return {
+        "t_score": None if t is None else round(t, 2),
+        "rated": len(rated),
+        "unrated": unrated,
+        "abandoned": abandoned,
+    }
+
+
+def gas(goals: Iterable[Doc], until: str | None = None) -> Doc:
+    """GAS per rater perspective and the headline (coach's, else client's)."""
+    listed = list(goals)
+    by_rater = {r: gas_perspective(listed, r, until) for r in RATERS}
+    headline = next((r for r in HEADLINE_RATERS if by_rater[r]["rated"]), None)
+    chosen = by_rater[headline] if headline is not None else by_rater[HEADLINE_RATERS[0]]
+    return {
+        "t_score": chosen["t_score"],
+        "rater": headline,
+        "rated": chosen["rated"],
+        "unrated": chosen["unrated"],
+        "abandoned": chosen["abandoned"],
+        "by_rater": by_rater,
+    }
+
+
+def gas_t_score(goals: Iterable[Doc]) -> float | None:
+    """The headline GAS T-score (see :func:`gas`)."""
+    t: float | None = gas(goals)["t_score"]
+    return t
+
+
+def gas_over_time(goals: Iterable[Doc]) -> list[Doc]:
+    """The headline GAS after each day a goal was rated, achieved or abandoned, in
+    occurred order (each point as the figures stood at the end of that moment)."""
+    listed = list(goals)
+    moments = sorted(
+        {r["at"] for g in listed for r in g.get("ratings", [])}
+        | {g["closed_at"] for g in listed if g.get("closed_at")}
+    )
+    points = []
+    for at in moments:
+        figure = gas(listed, until=at)
+        if figure["t_score"] is not None:
+            points.append({"at": at, "t_score": figure["t_score"], "rater": figure["rater"]})
+    return points
 
 
 def time_to_first_milestone_days(doc: Doc) -> float | None:
@@ -85,11 +199,18 @@ def days_since_last_session(doc: Doc, today: date) -> int | None:
 
 def off_track_after(doc: Doc) -> datetime | None:
     """When an active engagement goes off track: two planned cadences after the last
-    session (or after opening, before the first). None unless active."""
+    session (or after opening, before the first), plus the time it spent paused since.
+    None unless active."""
     if doc["status"] != "active":
         return None
     reference = doc["held_at"][-1] if doc["held_at"] else doc["opened_at"]
-    return datetime.fromisoformat(reference) + timedelta(days=2 * doc["cadence_days"])
+    start = datetime.fromisoformat(reference)
+    paused = timedelta(0)
+    for pause in doc.get("pauses", []):
+        if pause.get("to") is not None:
+            since, until = datetime.fromisoformat(pause["at"]), datetime.fromisoformat(pause["to"])
+            paused += max(timedelta(0), until - max(start, since))
+    return start + timedelta(days=2 * doc["cadence_days"]) + paused
 
 
 def is_off_track(doc: Doc, now: datetime) -> bool:

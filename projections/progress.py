@@ -299,7 +299,7 @@ def _(event: gls.GoalSet, doc: Doc) -> None:
         "weight": event.weight,
         "target_date": event.target_date.isoformat(),
         "status": "open",
-        "score": None,
+        "closed_at": None,
         "scores": {},
         "ratings": [],
         "defined": _at(event),
@@ -318,11 +318,6 @@ def _(event: gls.GoalRevised, doc: Doc) -> None:
     goal["defined"] = _at(event)
 
 
-#: Whose rating a goal's headline score is: the coach's if the coach rated it, else
-#: the client's (docs/read-models.md, "GAS"); the sponsor's is shown, never headline.
-HEADLINE_RATERS = ("coach", "client")
-
-
 @apply.register
 def _(event: gls.GoalProgressRated, doc: Doc) -> None:
     goal = doc["goals"][event.goal_id]
@@ -333,17 +328,18 @@ def _(event: gls.GoalProgressRated, doc: Doc) -> None:
     )
     latest = {r["rater"]: r["score"] for r in ratings}  # sorted: the last one wins
     goal["scores"] = dict(sorted(latest.items()))
-    goal["score"] = next((latest[r] for r in HEADLINE_RATERS if r in latest), None)
 
 
 @apply.register
 def _(event: gls.GoalAchieved, doc: Doc) -> None:
     doc["goals"][event.goal_id]["status"] = "achieved"
+    doc["goals"][event.goal_id]["closed_at"] = _at(event)
 
 
 @apply.register
 def _(event: gls.GoalAbandoned, doc: Doc) -> None:
     doc["goals"][event.goal_id]["status"] = "abandoned"
+    doc["goals"][event.goal_id]["closed_at"] = _at(event)
 
 
 @apply.register

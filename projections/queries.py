@@ -93,6 +93,7 @@ def engagement_summary(doc: Doc, now: datetime) -> dict[str, Any]:
         "off_track": metrics.is_off_track(doc, now),
         "gas_t_score": _round(metrics.gas_t_score(doc["goals"].values())),
         "follow_through": _round(metrics.follow_through(doc["commitments"].values())),
+        "follow_through_n": metrics.follow_through_n(doc["commitments"].values()),
         "roi_pct": roi["roi_pct"],
         "version": doc["version"],
     }
@@ -102,6 +103,7 @@ def engagement_dashboard(doc: Doc, now: datetime) -> dict[str, Any]:
     """Everything the engagement progress page shows."""
     commitments = doc["commitments"]
     today = now.date()
+    gas = metrics.gas(doc["goals"].values())
     goals = [
         {
             "goal_id": goal_id,
@@ -109,7 +111,8 @@ def engagement_dashboard(doc: Doc, now: datetime) -> dict[str, Any]:
             "status": goal["status"],
             "weight": goal["weight"],
             "target_date": goal["target_date"],
-            "latest_score": goal["score"],
+            "latest_score": (goal.get("scores") or {}).get(gas["rater"] or "coach"),
+            "scores": goal.get("scores") or {},
             "milestones_defined": len(goal["milestones"]),
             "milestones_hit": sum(1 for m in goal["milestones"].values() if m["hit_at"]),
             "milestones": [{"milestone_id": k, **v} for k, v in goal["milestones"].items()],
@@ -128,7 +131,10 @@ def engagement_dashboard(doc: Doc, now: datetime) -> dict[str, Any]:
         "cadence_days": doc["cadence_days"],
         "sessions": metrics.session_counts(doc),
         "held_at": doc["held_at"],
-        "cadence_adherence": _round(metrics.cadence_adherence(doc["held_at"], doc["cadence_days"])),
+        **metrics.cadence(doc),
+        "pauses": doc.get("pauses", []),
+        "gas": gas,
+        "gas_over_time": metrics.gas_over_time(doc["goals"].values()),
         "goals": goals,
         "time_to_first_milestone_days": metrics.time_to_first_milestone_days(doc),
         "commitments": {
@@ -249,17 +255,17 @@ def sponsor_report(doc: Doc, now: datetime) -> dict[str, Any]:
     if allow("attendance", None):
         report["attendance"] = {
             **metrics.session_counts(doc),
-            "cadence_adherence": _round(
-                metrics.cadence_adherence(doc["held_at"], doc["cadence_days"])
-            ),
+            **metrics.cadence(doc),
         }
     if allow("goals", "share_goals_with_sponsor"):
         show_milestones = allow("milestones", "share_goals_with_sponsor")
+        gas = metrics.gas(doc["goals"].values())
         report["goals"] = [
             {
                 "title": g["title"],
                 "status": g["status"],
-                "latest_score": g["score"],
+                "latest_score": (g.get("scores") or {}).get(gas["rater"] or "coach"),
+                "scores": g.get("scores") or {},
                 **(
                     {
                         "milestones_hit": sum(1 for m in g["milestones"].values() if m["hit_at"]),
@@ -271,7 +277,8 @@ def sponsor_report(doc: Doc, now: datetime) -> dict[str, Any]:
             }
             for g in doc["goals"].values()
         ]
-        report["gas_t_score"] = _round(metrics.gas_t_score(doc["goals"].values()))
+        report["gas_t_score"] = gas["t_score"]
+        report["gas"] = gas
     else:
         withheld.setdefault("milestones", withheld["goals"])
     if allow("outcomes", "share_outcomes"):

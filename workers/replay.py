@@ -100,7 +100,9 @@ def study_rows(docs: dict[str, Doc], now: datetime) -> Iterator[dict[str, Any]]:
             "cadence_days": doc["cadence_days"],
             "sessions_held": counts["held"],
             "no_shows": counts["no_show"],
-            "cadence_adherence": metrics.cadence_adherence(doc["held_at"], doc["cadence_days"]),
+            "cadence_adherence": metrics.cadence_adherence(
+                doc["held_at"], doc["cadence_days"], doc.get("pauses", [])
+            ),
             "follow_through": metrics.follow_through(doc["commitments"].values()),
             "gas_t_score": metrics.gas_t_score(doc["goals"].values()),
             "goals_achieved": sum(1 for g in doc["goals"].values() if g["status"] == "achieved"),

@@ -254,9 +254,11 @@ def test_any_entry_order_of_one_history_gives_the_same_documents(
     # And the figures are those of the world's order, not the typing order.
     doc = reference["document"]
     assert doc["goals"][GOAL_1]["scores"] == {"client": 0, "coach": 1, "sponsor": 2}
-    assert doc["goals"][GOAL_1]["score"] == 1  # the coach's latest (day 30), headline
+    gas = reference["dashboard"]["gas"]
+    assert gas["rater"] == "coach"  # the coach rated a goal: the coach's T is headline
+    assert gas["by_rater"]["coach"]["rated"] == 1  # goal 1 only
     assert doc["goals"][GOAL_1]["weight"] == 4  # the revision of day 33
-    assert doc["goals"][GOAL_2]["score"] == 1  # only the client rated it: latest, day 40
+    assert doc["goals"][GOAL_2]["scores"] == {"client": 1}  # latest: day 40, not day 10
     assert [w["confidence"] for w in doc["wellbeing"]] == [3, 5, 7]
     assert reference["dashboard"]["wellbeing"]["change"]["confidence"] == 7 - 3
     assert reference["study_row"]["confidence_after"] == 7
