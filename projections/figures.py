@@ -31,7 +31,7 @@ FIELDS = (
     "currency",
 )
 _MONEY = ("invoiced", "paid", "outstanding", "costs")
-_ROI = ("benefit", "cost", "roi_pct", "bcr")
+_ROI = metrics.ROI_DECIMALS
 
 
 @dataclass(frozen=True)
@@ -94,7 +94,7 @@ def loads(text: str, off_track_after: float | None) -> Figures:
         data["doc"],
         data["counts"],
         {k: _decimal(data["money"][k]) for k in _MONEY},
-        {**data["roi"], **{k: _decimal(data["roi"][k]) for k in _ROI}},
+        {**data["roi"], **{k: _decimal(data["roi"].get(k)) for k in _ROI}},
         data["nps"],
         off_track_after,
     )

@@ -262,15 +262,48 @@ def money(doc: Doc) -> Doc:
     }
 
 
-def roi(doc: Doc, money_figures: Doc | None = None) -> Doc:
-    """Phillips ROI of one engagement.
+#: Costs the client's side bears (declared by the firm for the sponsor's ROI); every
+#: other recorded cost is the firm's own cost of delivery.
+CLIENT_SIDE_COSTS = frozenset({"client_time"})
+#: The decimal figures of :func:`roi` (stored as strings beside each document).
+ROI_DECIMALS = (
+    "benefit",
+    "cost",
+    "roi_pct",
+    "bcr",
+    "fees",
+    "client_costs",
+    "cost_to_date",
+    "planned_cost",
+    "roi_pct_to_date",
+    "bcr_to_date",
+    "delivery_costs",
+    "margin",
+    "margin_pct",
+)
+_CENT = Decimal("0.01")
 
-    benefit = Σ annualized value × attribution × confidence over verified, non-excluded
-    outcomes (first-year, annualized values only); cost = invoices net of voids +
-    recorded costs (fully loaded); ROI % = (benefit − cost) / cost × 100;
-    BCR = benefit / cost. ROI and BCR are None while cost is zero or no outcome counts
-    yet (an engagement is not "−100 %" before its results are in). Intangibles are
-    listed, never monetised.
+
+def _pct(benefit: Decimal, cost: Decimal) -> Decimal:
+    return ((benefit - cost) / cost * 100).quantize(_CENT)
+
+
+def roi(doc: Doc, money_figures: Doc | None = None) -> Doc:
+    """Phillips ROI of one engagement, in two explicit perspectives (one currency: the
+    engagement's).
+
+    The sponsor's (client's): benefit = Σ annualized value × attribution × confidence
+    over verified, non-excluded outcomes (first-year values); cost = fees (invoices net
+    of voids) + declared client-side costs (``CLIENT_SIDE_COSTS``), fully loaded; the
+    firm's delivery costs are not the client's and are not added. ROI % = (benefit −
+    cost) / cost × 100, BCR = benefit / cost. A *closed* engagement is always measured
+    (no improvement data: zero benefit, its full costs). An *active* (or paused) one is
+    measured once an outcome counts, at planned cost (``planned_cost``: planned
+    sessions × fee, or what was invoiced if more, + client-side costs) as its ROI, and
+    beside it at ``cost_to_date``; its results are not in, so it is never −100 %.
+
+    The firm's: margin = fees − delivery costs (every recorded cost not client-side);
+    margin % = margin / fees × 100. Intangibles are listed, never monetised.
     """
     counted = [o for o in doc["outcomes"].values() if o["verified"] and o["excluded"] is None]
     benefit = sum(
@@ -279,17 +312,38 @@ def roi(doc: Doc, money_figures: Doc | None = None) -> Doc:
             for o in counted
         ),
         Decimal(0),
-    )
+    ).quantize(_CENT)
     figures = money_figures if money_figures is not None else money(doc)
-    cost = figures["invoiced"] + figures["costs"]
-    measurable = cost > 0 and bool(counted)
-    roi_pct = (benefit - cost) / cost * 100 if measurable else None
-    bcr = benefit / cost if measurable else None
+    client_costs = sum(
+        (Decimal(c["amount"]) for c in doc["costs"].values() if c["category"] in CLIENT_SIDE_COSTS),
+        Decimal(0),
+    ).quantize(_CENT)
+    fees = Decimal(figures["invoiced"]).quantize(_CENT)
+    delivery_costs = (Decimal(figures["costs"]) - client_costs).quantize(_CENT)
+    cost_to_date = fees + client_costs
+    active = doc["status"] != "closed"
+    planned_fees = Decimal(doc["fee_per_session"]) * int(doc["planned_sessions"])
+    planned_cost = (max(planned_fees, fees) + client_costs).quantize(_CENT) if active else None
+    cost = planned_cost if planned_cost is not None else cost_to_date
+    measured = cost > 0 and (not active or bool(counted))
+    to_date = active and bool(counted) and cost_to_date > 0
+    margin = fees - delivery_costs
     return {
-        "benefit": benefit.quantize(Decimal("0.01")),
-        "cost": cost.quantize(Decimal("0.01")),
-        "roi_pct": None if roi_pct is None else roi_pct.quantize(Decimal("0.01")),
-        "bcr": None if bcr is None else bcr.quantize(Decimal("0.0001")),
+        "currency": doc["currency"],
+        "basis": "planned_cost" if active else "closed",
+        "benefit": benefit,
+        "cost": cost,
+        "roi_pct": _pct(benefit, cost) if measured else None,
+        "bcr": (benefit / cost).quantize(Decimal("0.0001")) if measured else None,
+        "fees": fees,
+        "client_costs": client_costs,
+        "cost_to_date": cost_to_date,
+        "planned_cost": planned_cost,
+        "roi_pct_to_date": _pct(benefit, cost_to_date) if to_date else None,
+        "bcr_to_date": (benefit / cost_to_date).quantize(Decimal("0.0001")) if to_date else None,
+        "delivery_costs": delivery_costs,
+        "margin": margin,
+        "margin_pct": (margin / fees * 100).quantize(_CENT) if fees > 0 else None,
         "outcomes_counted": len(counted),
         "outcomes_reported": len(doc["outcomes"]),
         "intangibles": list(doc["intangibles"]),

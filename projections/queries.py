@@ -185,8 +185,6 @@ def _group_stats(figures: Sequence[Figures], now: datetime) -> dict[str, Any]:
     late = sum(c["late_cancelled"] for c in counts)
     latest_nps = [f.latest_nps for f in figures if f.latest_nps is not None]
     money = [f.money for f in figures]
-    rois = [f.roi for f in figures]
-    with_outcomes = [r for r in rois if r["outcomes_counted"] and r["roi_pct"] is not None]
     # Sums of money only mean something in one currency; a firm billing in several
     # gets them per currency instead (ROI % and BCR are ratios, comparable anyway).
     currencies = sorted({d["currency"] for d in docs})
@@ -201,31 +199,107 @@ def _group_stats(figures: Sequence[Figures], now: datetime) -> dict[str, Any]:
         for currency in currencies
     }
     single = by_currency[currencies[0]] if len(currencies) == 1 else None
-    benefit = sum((r["benefit"] for r in with_outcomes), Decimal(0))
-    cost = sum((r["cost"] for r in with_outcomes), Decimal(0))
-    pooled = None if cost == 0 or len(currencies) > 1 else (benefit - cost) / cost * 100
     return {
         "engagements": len(docs),
         **by_status,
         "off_track": sum(1 for f in figures if f.off_track(now)),
         "completion_rate": _round(len(completed) / len(closed)) if closed else None,
+        "completion_rate_n": len(closed),
         "median_length_days": median(lengths) if lengths else None,
+        "median_length_days_n": len(lengths),
         "sessions_held": held,
         "no_show_rate": _round(no_show / (held + no_show)) if held + no_show else None,
+        "no_show_rate_n": held + no_show,
         "late_cancel_rate": _round(late / ended) if ended else None,
+        "late_cancel_rate_n": ended,
         "nps": metrics.nps(latest_nps),
+        "nps_n": len(latest_nps),
         "currency": currencies[0] if len(currencies) == 1 else None,
         "invoiced": None if single is None else single["invoiced"],
         "paid": None if single is None else single["paid"],
         "outstanding": None if single is None else single["outstanding"],
         "money_by_currency": by_currency,
-        "roi": {
-            "engagements_with_outcomes": len(with_outcomes),
-            "roi_pct": _quartiles([float(r["roi_pct"]) for r in with_outcomes]),
-            "bcr": _quartiles([float(r["bcr"]) for r in with_outcomes]),
-            "benefit": None if len(currencies) > 1 else benefit,
-            "cost": None if len(currencies) > 1 else cost,
-            "pooled_roi_pct": None if pooled is None else pooled.quantize(Decimal("0.01")),
+        "roi": programme_roi(figures),
+    }
+
+
+def _pooled(benefit: Decimal, cost: Decimal) -> Decimal | None:
+    return None if cost == 0 else ((benefit - cost) / cost * 100).quantize(Decimal("0.01"))
+
+
+def _sum(rois: Sequence[dict[str, Any]], key: str) -> Decimal:
+    return sum((Decimal(r[key]) for r in rois if r.get(key) is not None), Decimal(0))
+
+
+def programme_roi(figures: Sequence[Figures]) -> dict[str, Any]:
+    """ROI of a programme (the firm, a coach, a segment), docs/read-models.md "ROI".
+
+    Every *closed* engagement counts — completed or not (dropouts), with or without
+    improvement data (none: zero benefit, full costs) — in the sponsor's perspective
+    (pooled and median) and in the firm's (margin). Active and paused engagements are
+    reported apart, at planned cost and at cost to date, never mixed in. Money is summed
+    per currency only; medians of ROI % and BCR (ratios) are over every currency.
+    """
+    closed = [f for f in figures if f.doc["status"] == "closed"]
+    running = [f for f in figures if f.doc["status"] != "closed"]
+    measured = [f.roi for f in closed if f.roi["roi_pct"] is not None]
+    currencies = sorted({f.doc["currency"] for f in figures})
+    by_currency: dict[str, Any] = {}
+    for currency in currencies:
+        done = [f.roi for f in closed if f.doc["currency"] == currency]
+        now = [f.roi for f in running if f.doc["currency"] == currency]
+        benefit, cost = _sum(done, "benefit"), _sum(done, "cost")
+        fees, delivery = _sum(done, "fees"), _sum(done, "delivery_costs")
+        with_data = [r for r in now if r["outcomes_counted"]]
+        now_benefit = _sum(with_data, "benefit")
+        by_currency[currency] = {
+            "closed": {
+                "n": len(done),
+                "benefit": benefit,
+                "cost": cost,
+                "pooled_roi_pct": _pooled(benefit, cost),
+                "fees": fees,
+                "delivery_costs": delivery,
+                "margin": fees - delivery,
+                "margin_pct": (
+                    None
+                    if fees == 0
+                    else ((fees - delivery) / fees * 100).quantize(Decimal("0.01"))
+                ),
+            },
+            "active": {
+                "n": len(now),
+                "with_outcomes": len(with_data),
+                "benefit": now_benefit,
+                "planned_cost": _sum(with_data, "planned_cost"),
+                "cost_to_date": _sum(with_data, "cost_to_date"),
+                "pooled_roi_pct_at_planned_cost": _pooled(
+                    now_benefit, _sum(with_data, "planned_cost")
+                ),
+                "pooled_roi_pct_to_date": _pooled(now_benefit, _sum(with_data, "cost_to_date")),
+            },
+        }
+    single = by_currency[currencies[0]]["closed"] if len(currencies) == 1 else None
+    active_measured = [f.roi for f in running if f.roi["roi_pct"] is not None]
+    return {
+        "closed_engagements": len(closed),
+        "engagements_measured": len(measured),
+        "engagements_with_outcomes": sum(1 for f in closed if f.roi["outcomes_counted"]),
+        "no_data": sum(1 for f in closed if not f.roi["outcomes_counted"]),
+        "dropouts": sum(1 for f in closed if f.doc["close_reason"] != "completed"),
+        "roi_pct": _quartiles([float(r["roi_pct"]) for r in measured]),
+        "bcr": _quartiles([float(r["bcr"]) for r in measured]),
+        "currency": currencies[0] if len(currencies) == 1 else None,
+        "benefit": None if single is None else single["benefit"],
+        "cost": None if single is None else single["cost"],
+        "pooled_roi_pct": None if single is None else single["pooled_roi_pct"],
+        "margin": None if single is None else single["margin"],
+        "margin_pct": None if single is None else single["margin_pct"],
+        "by_currency": by_currency,
+        "active": {
+            "engagements": len(running),
+            "engagements_measured": len(active_measured),
+            "roi_pct_at_planned_cost": _quartiles([float(r["roi_pct"]) for r in active_measured]),
         },
     }
 

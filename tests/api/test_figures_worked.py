@@ -168,3 +168,103 @@ def test_gas_per_rater_and_cadence_net_of_a_pause(
     # Net gaps 7, 7, 3, 7, 15 → 4 of 5 within the cadence = 0.8 (not 3/5 = 0.6).
     assert d["cadence_adherence"] == 0.8
     assert d["cadence_adherence_n"] == 5
+
+
+def _outcome(e: Typist, day: float, value: str, attribution: str, confidence: str, cur: str) -> str:
+    outcome_id = str(uuid.uuid4())
+    e(
+        day,
+        "report-tangible-outcome",
+        kind="salary_increase",
+        annualized_value=value,
+        currency=cur,
+        attribution=attribution,
+        confidence=confidence,
+        source="client",
+        outcome_id=outcome_id,
+    )
+    return outcome_id
+
+
+def test_programme_roi_counts_every_closed_engagement_and_keeps_active_apart(
+    client: FlaskClient, services: Services, admin: dict[str, str]
+) -> None:
+    def invoice(e: Typist, day: float, amount: str, cur: str = "EUR") -> None:
+        e(day, "issue-invoice", amount=amount, currency=cur)
+
+    # E1, EUR, completed: fees 1000; client time 100 (the client's); platform 200 (the
+    # firm's); outcome 6000 · 0.5 · 0.5 = 1500, verified.
+    e1 = Typist(client, admin)
+    invoice(e1, 5, "1000.00")
+    e1(6, "record-cost", category="client_time", amount="100.00", currency="EUR")
+    e1(6, "record-cost", category="platform", amount="200.00", currency="EUR")
+    e1(50, "close-engagement", close_reason="completed")
+    verified = _outcome(e1, 60, "6000.00", "0.5", "0.5", "EUR")  # months after closing
+    e1(61, "verify-outcome", outcome_id=verified, evidence="Payslip")
+    # E2, EUR, dropout, no improvement data: fees 400.
+    e2 = Typist(client, admin)
+    invoice(e2, 5, "400.00")
+    e2(30, "close-engagement", close_reason="client_withdrew")
+    # E3, EUR, active after 3 of 10 sessions: invoiced 450; 3000 · 1 · 0.5 = 1500 verified.
+    e3 = Typist(client, admin)
+    invoice(e3, 5, "450.00")
+    early = _outcome(e3, 40, "3000.00", "1", "0.5", "EUR")
+    e3(41, "verify-outcome", outcome_id=early, evidence="Offer letter")
+    # E4, GBP, completed: fees 800; 4000 · 0.5 · 0.6 = 1200 verified; 9000 awaiting.
+    e4 = Typist(client, admin, currency="GBP", fee_per_session="100.00")
+    invoice(e4, 5, "800.00", "GBP")
+    e4(50, "close-engagement", close_reason="completed")
+    counted = _outcome(e4, 55, "4000.00", "0.5", "0.6", "GBP")
+    e4(56, "verify-outcome", outcome_id=counted, evidence="Contract")
+    _outcome(e4, 57, "9000.00", "1", "1", "GBP")  # never verified: counts for nothing
+
+    d1 = _dashboard(client, services, admin, e1.id)["roi"]
+    # Sponsor's: cost = 1000 + 100 = 1100; (1500 − 1100) / 1100 = 36.36 %.
+    # Firm's: margin = 1000 − 200 = 800; 800 / 1000 = 80.00 %.
+    assert (d1["currency"], d1["cost"], d1["roi_pct"]) == ("EUR", "1100.00", "36.36")
+    assert (d1["margin"], d1["margin_pct"]) == ("800.00", "80.00")
+    d2 = _dashboard(client, services, admin, e2.id)["roi"]
+    assert (d2["benefit"], d2["cost"], d2["roi_pct"]) == ("0.00", "400.00", "-100.00")
+    d3 = _dashboard(client, services, admin, e3.id)["roi"]
+    # Active: planned cost 10 · 150 = 1500 → (1500 − 1500) / 1500 = 0.00 %;
+    # to date 450 → (1500 − 450) / 450 = 233.33 % (shown beside, never the headline).
+    assert (d3["basis"], d3["planned_cost"], d3["roi_pct"]) == ("planned_cost", "1500.00", "0.00")
+    assert (d3["cost_to_date"], d3["roi_pct_to_date"]) == ("450.00", "233.33")
+
+    overview = client.get("/firm/overview", headers=admin).get_json()["data"]
+    roi = overview["roi"]
+    # Closed: E1 36.36, E2 −100.00, E4 (1200 − 800) / 800 = 50.00; the active E3 apart.
+    assert (roi["closed_engagements"], roi["engagements_measured"]) == (3, 3)
+    assert (roi["no_data"], roi["dropouts"]) == (1, 1)
+    # Sorted −100, 36.36, 50: median 36.36; inclusive quartiles −100 + ½·136.36 = −31.82
+    # and 36.36 + ½·13.64 = 43.18.
+    assert roi["roi_pct"] == {"median": 36.36, "q1": -31.82, "q3": 43.18, "iqr": 75.0, "n": 3}
+    # Two currencies: nothing summed across them.
+    assert (roi["currency"], roi["pooled_roi_pct"], roi["benefit"]) == (None, None, None)
+    eur, gbp = roi["by_currency"]["EUR"], roi["by_currency"]["GBP"]
+    # EUR closed: benefit 1500 + 0, cost 1100 + 400 = 1500 → pooled 0.00 % (E2 counted
+    # at zero benefit; leaving it out would show 36.36 %). Fees 1400 − delivery 200 =
+    # margin 1200, 85.71 %.
+    assert eur["closed"] == {
+        "n": 2,
+        "benefit": "1500.00",
+        "cost": "1500.00",
+        "pooled_roi_pct": "0.00",
+        "fees": "1400.00",
+        "delivery_costs": "200.00",
+        "margin": "1200.00",
+        "margin_pct": "85.71",
+    }
+    assert eur["active"] == {
+        "n": 1,
+        "with_outcomes": 1,
+        "benefit": "1500.00",
+        "planned_cost": "1500.00",
+        "cost_to_date": "450.00",
+        "pooled_roi_pct_at_planned_cost": "0.00",
+        "pooled_roi_pct_to_date": "233.33",
+    }
+    assert (gbp["closed"]["n"], gbp["closed"]["pooled_roi_pct"]) == (1, "50.00")
+    assert (gbp["closed"]["margin"], gbp["closed"]["margin_pct"]) == ("800.00", "100.00")
+    assert roi["active"]["engagements"] == 1
+    assert (overview["currency"], overview["invoiced"]) == (None, None)

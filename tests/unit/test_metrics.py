@@ -91,10 +91,15 @@ def test_gas_t_score_of_three_rated_goals_ignores_unrated_and_abandoned(app: Eng
     s.do(30, c.RateGoalProgress, goal_id=g3, score=-1, rater="client")
     s.do(30, c.RateGoalProgress, goal_id=g5, score=2, rater="coach")
     s.do(31, c.AbandonGoal, goal_id=g5, reason="Priorities changed")
-    # Σwx = 1·1 + 2·0 + 3·(−1) = −2 ; Σw² = 1 + 4 + 9 = 14 ; Σw = 6
-    # denominator = √(0.7·14 + 0.3·6²) = √(9.8 + 10.8) = √20.6 = 4.538722
-    # T = 50 + 10·(−2)/4.538722 = 50 − 4.406526 = 45.593474
-    assert metrics.gas_t_score(s.doc()["goals"].values()) == pytest.approx(45.593474, abs=1e-6)
+    # Perspectives are never mixed. The coach's (headline: the coach rated goals):
+    # Σwx = 1·1 + 2·0 = 1 ; Σw² = 1 + 4 = 5 ; Σw = 3
+    # denominator = √(0.7·5 + 0.3·3²) = √(3.5 + 2.7) = √6.2 = 2.489980
+    # T = 50 + 10·1/2.489980 = 50 + 4.016097 = 54.02 (to two places)
+    goals = s.doc()["goals"].values()
+    assert metrics.gas_t_score(goals) == 54.02
+    # The client's: goal three alone, 3·(−1) / √(0.7·9 + 0.3·9) = −1 → T = 40.00
+    client = metrics.gas(goals)["by_rater"]["client"]
+    assert client == {"t_score": 40.0, "rated": 1, "unrated": 3, "abandoned": 1}
 
 
 def test_all_goals_on_target_give_a_t_score_of_fifty(app: Engagements) -> None:
@@ -170,12 +175,20 @@ def test_phillips_roi_counts_only_verified_non_excluded_outcomes_against_full_co
     s.do(92, c.ReportIntangibleOutcome, kind="confidence", before=3, after=8)
     roi = metrics.roi(s.doc())
     # benefit = 20000·0.5·0.8 + 10000·0.4·0.5 = 8000 + 2000 = 10000
-    # cost = invoices net of voids (1500 + 1500) + costs (45 + 455) = 3500
-    # ROI % = (10000 − 3500) / 3500 · 100 = 185.714…  ;  BCR = 10000 / 3500 = 2.857142…
+    # The sponsor's cost: fees (invoices net of voids, 1500 + 1500 = 3000) + the
+    # client-side cost (client time, 455); the licence (45) is the firm's own cost of
+    # delivery, not the client's. Active: at planned cost, max(8 · 150, 3000) + 455 = 3455.
+    # ROI % = (10000 − 3455) / 3455 · 100 = 189.435…  ;  BCR = 10000 / 3455 = 2.894356…
     assert roi["benefit"] == Decimal("10000.00")
-    assert roi["cost"] == Decimal("3500.00")
-    assert roi["roi_pct"] == Decimal("185.71")
-    assert roi["bcr"] == Decimal("2.8571")
+    assert roi["cost"] == roi["planned_cost"] == roi["cost_to_date"] == Decimal("3455.00")
+    assert roi["roi_pct"] == roi["roi_pct_to_date"] == Decimal("189.44")
+    assert roi["bcr"] == Decimal("2.8944")
+    # The firm's: margin = fees 3000 − delivery costs 45 = 2955 ; 2955 / 3000 = 98.50 %
+    assert (roi["delivery_costs"], roi["margin"], roi["margin_pct"]) == (
+        Decimal("45.00"),
+        Decimal("2955.00"),
+        Decimal("98.50"),
+    )
     assert roi["outcomes_counted"] == 2
     assert roi["intangibles"] == [{"kind": "confidence", "before": 3, "after": 8}]
     money = metrics.money(s.doc())
@@ -190,7 +203,9 @@ def test_roi_is_not_a_loss_before_any_outcome_counts(app: Engagements) -> None:
     s = Script(app)
     s.do(1, c.IssueInvoice, amount=Decimal("900"), currency="EUR")
     roi = metrics.roi(s.doc())
-    assert (roi["cost"], roi["roi_pct"], roi["bcr"]) == (Decimal("900.00"), None, None)
+    # Active: at planned cost, max(8 · 150, 900) = 1200; to date 900; no result yet.
+    assert (roi["cost"], roi["cost_to_date"]) == (Decimal("1200.00"), Decimal("900.00"))
+    assert (roi["roi_pct"], roi["bcr"], roi["roi_pct_to_date"]) == (None, None, None)
 
 
 def test_time_to_first_milestone_and_days_since_last_session(app: Engagements) -> None:
