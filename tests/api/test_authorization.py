@@ -18,7 +18,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -264,9 +264,15 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     ids["other"] = _open(client, admin, **OTHER_PEOPLE, client_name="Ada Lovelace")
     # Walked through every command; clients of their own, so that erasing them (which
     # reaches every engagement of the client) leaves OWN and OTHER alone.
-    ids["walk_coach"] = _open(client, admin, **{**OWN_PEOPLE, "client_id": "client-w1"})
+    # Opened ten days ago: the walk's commitment due three days ago is within its life.
+    walk_opened = (datetime.now(UTC) - timedelta(days=10)).isoformat()
+    ids["walk_coach"] = _open(
+        client, admin, **{**OWN_PEOPLE, "client_id": "client-w1"}, occurred_at=walk_opened
+    )
     # (WALK reassigns to coach-2, so this one starts with a coach who is no user.)
-    ids["walk_admin"] = _open(client, admin, coach_id="coach-3", client_id="client-w2")
+    ids["walk_admin"] = _open(
+        client, admin, coach_id="coach-3", client_id="client-w2", occurred_at=walk_opened
+    )
     ids["foreign"] = _open(client, south_admin, **OWN_PEOPLE)
     ids["coach9"] = _open(client, south_admin, coach_id="coach-9", client_id="client-9")
     ids["missing"] = str(uuid.uuid4())
