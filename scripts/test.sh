@@ -7,6 +7,7 @@
 #   COACHLOG_TEST_POSTGRES_URL                 a server of your own (nothing is started)
 #   COACHLOG_KAFKA_HOST/COACHLOG_KAFKA_PORT    Apache Kafka (127.0.0.1:9092), or
 #   COACHLOG_TEST_KAFKA_BOOTSTRAP              a broker of your own (nothing is started)
+#   COACHLOG_TEST_PROCESSES                    pytest processes in parallel (2; 0: one)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -85,7 +86,10 @@ main() {
   # of its own (set -m): a background job would otherwise ignore SIGINT, and a
   # terminal's Ctrl-C reaches it only through the trap, once.
   set -m
-  .venv/bin/pytest "$@" &
+  # Two pytest processes (COACHLOG_TEST_PROCESSES): most tests wait on servers,
+  # brokers and child processes, so two keep two cores busy. Each has its own
+  # database, schemas, topics and ports.
+  .venv/bin/pytest -n "${COACHLOG_TEST_PROCESSES:-2}" "$@" &
   child=$!
   set +m
   wait "$child"
