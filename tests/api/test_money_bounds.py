@@ -124,15 +124,17 @@ def test_the_largest_amounts_are_accepted_and_every_figure_reads_them(
     assert data["money"]["invoiced"] == "2999999999999999.97"
     assert data["money"]["costs"] == "2999999999999999.97"
     assert data["roi"]["benefit"] == "1199999999999999.99"  # ...999.988 rounded
-    assert data["roi"]["cost"] == "5999999999999999.94"
-    assert data["roi"]["roi_pct"] == "-80.00"  # benefit / cost is exactly 0.2
-    assert data["roi"]["bcr"] == "0.2000"
+    # The engagement is active: its ROI is measured at planned cost, 10 × largest.
+    assert data["roi"]["cost"] == "9999999999999999.90"
+    assert data["roi"]["roi_pct"] == "-88.00"  # benefit / planned cost is exactly 0.12
+    assert data["roi"]["bcr"] == "0.1200"
     for path in ("/engagements", "/firm/overview", "/firm/roi?group_by=coach"):
         answer = client.get(path, headers=admin)
         assert answer.status_code == 200, (path, answer.get_json())
     overview = client.get("/firm/overview", headers=admin).get_json()["data"]
     assert overview["invoiced"] == "2999999999999999.97"
-    assert overview["roi"]["pooled_roi_pct"] == "-80.00"
+    # No engagement is closed: the programme figure has nothing to pool (active ones apart).
+    assert overview["roi"]["pooled_roi_pct"] is None
 
 
 def test_openapi_states_the_bounds_of_every_amount(client: FlaskClient) -> None:
