@@ -144,7 +144,7 @@ def write_doc(results: list[dict[str, float]]) -> None:
         f"changes {growth:.2f}×: it streams pages of 1,000 events and row groups of "
         "10,000, so memory does not grow with the log. Time grows linearly; the export "
         "decodes every event through the domain's mapper and pseudonymizes it, which is "
-        "what bounds it against the raw COPY (issue 9 works on that ratio).",
+        "what bounds it against the raw COPY.",
         "",
     ]
     (ROOT / "docs" / "export-benchmark.md").write_text("\n".join(lines))

@@ -1,4 +1,4 @@
-"""Benchmarks of coachlog against the physical limits, measured in the same run (issue 9).
+"""Benchmarks of coachlog against the physical limits, measured in the same run.
 
 Run: python bench/run.py [--quick] [--sections 1,3,5] [--admin-url URL] [--output FILE]
 

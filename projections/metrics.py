@@ -1,5 +1,5 @@
-"""The figures dashboards show, computed from progress documents. Definitions follow
-DESIGN.md ("Read models"); each function says its formula."""
+"""The figures dashboards show, computed from progress documents. Definitions are in
+docs/read-models.md; each function says its formula."""
 
 from __future__ import annotations
 
