@@ -346,7 +346,9 @@ class SqlKeyStore(SqlTables):
             )
             return [UUID(str(self._first(row))) for row in cur.fetchall()]
 
-    @retrying
+    # Not retried: the API asks before every request, and during a database outage
+    # the request must fail at once with 503 rather than wait out ten attempts (the
+    # pool's pre-ping already replaces a connection a restart broke).
     def generation(self) -> int:
         with self._cursor() as cur:
             cur.execute(self.sql("SELECT generation FROM {p}coachlog_key_generation WHERE id = 1"))
