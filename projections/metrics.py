@@ -288,6 +288,10 @@ def _pct(benefit: Decimal, cost: Decimal) -> Decimal:
     return ((benefit - cost) / cost * 100).quantize(_CENT)
 
 
+def _bcr(benefit: Decimal, cost: Decimal) -> Decimal:
+    return (benefit / cost).quantize(Decimal("0.0001"))
+
+
 def roi(doc: Doc, money_figures: Doc | None = None) -> Doc:
     """Phillips ROI of one engagement, in two explicit perspectives (one currency: the
     engagement's).
@@ -334,13 +338,13 @@ def roi(doc: Doc, money_figures: Doc | None = None) -> Doc:
         "benefit": benefit,
         "cost": cost,
         "roi_pct": _pct(benefit, cost) if measured else None,
-        "bcr": (benefit / cost).quantize(Decimal("0.0001")) if measured else None,
+        "bcr": _bcr(benefit, cost) if measured else None,
         "fees": fees,
         "client_costs": client_costs,
         "cost_to_date": cost_to_date,
         "planned_cost": planned_cost,
         "roi_pct_to_date": _pct(benefit, cost_to_date) if to_date else None,
-        "bcr_to_date": (benefit / cost_to_date).quantize(Decimal("0.0001")) if to_date else None,
+        "bcr_to_date": _bcr(benefit, cost_to_date) if to_date else None,
         "delivery_costs": delivery_costs,
         "margin": margin,
         "margin_pct": (margin / fees * 100).quantize(_CENT) if fees > 0 else None,

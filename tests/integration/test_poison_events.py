@@ -5,19 +5,14 @@ runner, rebuild, CLI and HTTP API."""
 from __future__ import annotations
 
 import json
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-import psycopg
 import pytest
 from click.testing import CliRunner
 
 from api import create_app
-from coachlog.bootstrap import bootstrap_services
 from coachlog.cli import main
 from coachlog.seed import seed_firm
 from coachlog.settings import Settings
@@ -55,26 +50,6 @@ def foldable_docs(app: Engagements) -> dict[str, Doc]:
     return docs
 
 
-@pytest.fixture
-def services(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
-    if request.param == "sqlite":
-        settings_ = Settings(database_url=f"sqlite:///{tmp_path / 'c.db'}")
-        schema = None
-    else:
-        url = request.getfixturevalue("postgres_url")
-        schema = f"t_{uuid.uuid4().hex[:12]}"
-        settings_ = Settings(database_url=url, database_schema=schema)
-    built = bootstrap_services(settings_)
-    built.settings_for_test = settings_
-    try:
-        yield built
-    finally:
-        built.close()
-        if schema:
-            with psycopg.connect(settings_.database_url, autocommit=True) as conn:
-                conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
-
-
 def _cli(settings_: Settings, *args: str) -> Any:
     options = ["--database-url", settings_.database_url]
     if settings_.database_schema:
@@ -87,8 +62,10 @@ def _victim(services: Any) -> UUID:
     return UUID(sorted(docs)[0])
 
 
-@pytest.mark.parametrize("services", ["sqlite", "postgres"], indirect=True)
-def test_a_poison_event_quarantines_its_engagement_and_no_other(services: Any) -> None:
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"], indirect=True)
+def test_a_poison_event_quarantines_its_engagement_and_no_other(
+    services: Any, backend: Settings
+) -> None:
     app, progress = services.engagements, services.progress
     seed_firm(app, seed=7, engagements=4, today=TODAY, firm_id=FIRM)
     runner = ProjectionRunner(app, progress, batch_size=40)
@@ -145,7 +122,7 @@ def test_a_poison_event_quarantines_its_engagement_and_no_other(services: Any) -
     assert 'coachlog_projection_quarantined_engagements{read_model="progress"} 1.0' in scraped
 
     # A retry before any fix keeps it in quarantine and says why (exit 1).
-    result = _cli(services.settings_for_test, "projections", "retry")
+    result = _cli(backend, "projections", "retry")
     assert result.exit_code == 1, result.output
     assert str(victim) in result.output
     assert "SessionHeld" in result.output
@@ -159,14 +136,16 @@ def test_a_poison_event_quarantines_its_engagement_and_no_other(services: Any) -
     assert [q.engagement_id for q in progress.quarantined()] == [str(victim)]
     rebuilt = progress.all_docs(progress.live_generation())
     assert {k: v for k, v in rebuilt.items() if k != str(victim)} == expected
-    result = _cli(services.settings_for_test, "projections", "rebuild", "progress")
+    result = _cli(backend, "projections", "rebuild", "progress")
     assert result.exit_code == 0, result.output
     assert "1 engagement(s) in quarantine" in result.output
     assert str(victim) in result.output
 
 
-@pytest.mark.parametrize("services", ["sqlite", "postgres"], indirect=True)
-def test_retry_folds_a_quarantined_engagement_again_after_a_fix(services: Any) -> None:
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"], indirect=True)
+def test_retry_folds_a_quarantined_engagement_again_after_a_fix(
+    services: Any, backend: Settings
+) -> None:
     """An event out of order where the store cannot be read is quarantined; once the
     store can be read (the fix), `coachlog projections retry` folds it from its stream."""
     app = services.engagements
@@ -185,17 +164,15 @@ def test_retry_folds_a_quarantined_engagement_again_after_a_fix(services: Any) -
     assert "OutOfOrder" in held.error
     assert held.version == 3
 
-    result = _cli(services.settings_for_test, "projections", "retry", victim)
+    result = _cli(backend, "projections", "retry", victim)
     assert result.exit_code == 0, result.output
     assert f"{victim}: folded again, released from quarantine" in result.output
     assert services.progress.quarantined() == []
     assert services.progress.all_docs(generation) == foldable_docs(app)
-    assert _cli(services.settings_for_test, "projections", "retry").output.strip() == (
-        "No engagement in quarantine."
-    )
+    assert _cli(backend, "projections", "retry").output.strip() == ("No engagement in quarantine.")
 
 
-@pytest.mark.parametrize("services", ["sqlite", "postgres"], indirect=True)
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"], indirect=True)
 def test_lost_and_repeated_events_are_healed_from_the_store(services: Any) -> None:
     app, progress = services.engagements, services.progress
     seed_firm(app, seed=10, engagements=4, today=TODAY, firm_id=FIRM)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,9 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from coachlog.bootstrap import bootstrap_services
 from coachlog.seed import seed_firm
-from coachlog.settings import Settings
 from domain.application import Engagements
 from projections.database import Cursor, SqliteDatabase
 from projections.progress import Doc, fold
@@ -159,27 +156,7 @@ def test_a_batch_applied_twice_is_refused_and_changes_nothing(
 # -- on both backends -------------------------------------------------------------------
 
 
-@pytest.fixture
-def services(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
-    """Services on a fresh store; parametrized indirectly with the backend."""
-    if request.param == "sqlite":
-        settings_ = Settings(database_url=f"sqlite:///{tmp_path / 'c.db'}")
-        schema = None
-    else:
-        url = request.getfixturevalue("postgres_url")
-        schema = f"t_{uuid.uuid4().hex[:12]}"
-        settings_ = Settings(database_url=url, database_schema=schema)
-    built = bootstrap_services(settings_)
-    try:
-        yield built
-    finally:
-        built.close()
-        if schema:
-            with psycopg.connect(settings_.database_url, autocommit=True) as conn:
-                conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
-
-
-@pytest.mark.parametrize("services", ["sqlite", "postgres"], indirect=True)
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"], indirect=True)
 def test_a_rebuild_reports_differences_and_switches_readers(services: Any) -> None:
     seed_firm(services.engagements, seed=3, engagements=6, today=TODAY, firm_id="firm-r")
     ProjectionRunner(services.engagements, services.progress).catch_up()
@@ -218,7 +195,7 @@ def test_a_rebuild_reports_differences_and_switches_readers(services: Any) -> No
     assert again.differences == []
 
 
-@pytest.mark.parametrize("services", ["sqlite", "postgres"], indirect=True)
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"], indirect=True)
 def test_an_interrupted_rebuild_resumes_where_it_stopped(services: Any) -> None:
     seed_firm(services.engagements, seed=4, engagements=6, today=TODAY, firm_id="firm-r")
     ProjectionRunner(services.engagements, services.progress).catch_up()
@@ -248,7 +225,7 @@ def test_an_interrupted_rebuild_resumes_where_it_stopped(services: Any) -> None:
     assert services.progress.live_generation() == 2
 
 
-@pytest.mark.parametrize("services", ["sqlite", "postgres"], indirect=True)
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"], indirect=True)
 def test_the_runner_follows_new_events_and_survives_a_lost_connection(services: Any) -> None:
     runner = services.start_projections()
     seed_firm(services.engagements, seed=5, engagements=3, today=TODAY, firm_id="firm-l")
@@ -311,7 +288,7 @@ def test_decrypting_only_what_the_fold_uses_gives_the_same_documents(seeded: See
     assert all(read == "" and written for read, written in notes), "notes left sealed"
 
 
-@pytest.mark.parametrize("services", ["sqlite", "postgres"], indirect=True)
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"], indirect=True)
 def test_group_figures_come_from_the_stored_column_or_else_the_document(services: Any) -> None:
     """The firm overview and ROI read each engagement's small stored figures; a row
     written before that column existed (NULL there) is computed from its document, and
